@@ -1,0 +1,186 @@
+//! `backbeat`: run SQL and DataFrame jobs over Delta Lake tables on an embedded or multi-process
+//! Apache Ballista cluster.
+#![warn(missing_docs)]
+
+mod result_output;
+mod sql_command;
+mod tables_command;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use backbeat_cluster::executor_process::{ExecutorOptions, run_executor};
+use backbeat_cluster::scheduler_process::run_scheduler;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::result_output::OutputFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "backbeat",
+    version,
+    about = "Spark-style SQL and DataFrame jobs over Delta Lake, on Apache Ballista",
+    after_help = "Examples:
+  backbeat sql \"SELECT genre, count(*) FROM tracks GROUP BY genre\"      # embedded cluster, ./lake
+  backbeat sql -f report.sql --lake /data/lake --format csv --out report.csv
+  backbeat scheduler --bind 127.0.0.1:50050
+  backbeat executor --scheduler 127.0.0.1:50050 --bind 127.0.0.1:50051
+  backbeat sql --cluster df://127.0.0.1:50050 \"CREATE TABLE t AS SELECT 1 AS x\"
+  backbeat tables"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scheduler (gRPC, REST /api/..., Prometheus /api/metrics on one port).
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: SocketAddr,
+    },
+    /// Run an executor that takes tasks from a scheduler.
+    Executor(ExecutorArgs),
+    /// Run SQL: one statement, or a script of several with -f.
+    #[command(after_help = "Time travel: SELECT * FROM \"orders@v3\" reads version 3 of Delta table orders.
+Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
+        INSERT INTO t SELECT ...;  INSERT OVERWRITE t SELECT ...")]
+    Sql(SqlArgs),
+    /// List the lake's tables with format, version, rows, files and bytes.
+    Tables {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Args)]
+struct ExecutorArgs {
+    /// Scheduler to serve, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:50050")]
+    scheduler: String,
+    /// Address for the Arrow Flight (shuffle) service; also the host advertised to the scheduler.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    bind: SocketAddr,
+    /// Host name the scheduler and other executors use to reach this one [default: the --bind IP].
+    #[arg(long)]
+    external_host: Option<String>,
+    /// Port the scheduler pushes tasks to [default: the --bind port + 1].
+    #[arg(long)]
+    grpc_port: Option<u16>,
+    /// Directory for shuffle files [default: a fresh temporary directory].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Tasks to run at once [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    concurrency: usize,
+}
+
+/// Where the lake is.
+#[derive(Args, Clone)]
+pub struct LakeArgs {
+    /// Lake root directory: each Delta table or Parquet directory in it is a table.
+    #[arg(long, env = "BACKBEAT_LAKE", default_value = "./lake")]
+    lake: PathBuf,
+}
+
+/// Arguments of `backbeat sql`.
+#[derive(Args)]
+pub struct SqlArgs {
+    /// The SQL statement to run.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    query: Option<String>,
+    /// A file of SQL statements separated by `;`.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
+    #[arg(long, env = "BACKBEAT_CLUSTER")]
+    cluster: Option<String>,
+    #[command(flatten)]
+    lake: LakeArgs,
+    /// Output format of query results.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+    /// Write query results to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.command);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(anyhow::Error::from(e).context("cannot start the async runtime")),
+    };
+    let result = runtime.block_on(run(cli.command));
+    // Don't wait for the embedded cluster's background tasks: they are aborted with the runtime.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Scheduler { bind } => run_scheduler(bind).await,
+        Command::Executor(args) => {
+            let (host, port) = args
+                .scheduler
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .with_context(|| format!("--scheduler '{}' is not HOST:PORT", args.scheduler))?;
+            let work_dir = match args.work_dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create work dir {}", dir.display()))?;
+                    Some(dir.to_string_lossy().into_owned())
+                }
+                None => None,
+            };
+            run_executor(ExecutorOptions {
+                scheduler_host: host,
+                scheduler_port: port,
+                bind_host: args.bind.ip().to_string(),
+                external_host: args.external_host.unwrap_or_else(|| args.bind.ip().to_string()),
+                flight_port: args.bind.port(),
+                grpc_port: args.grpc_port.unwrap_or(args.bind.port() + 1),
+                work_dir,
+                concurrency: args.concurrency,
+            })
+            .await
+        }
+        Command::Sql(args) => sql_command::run(args).await,
+        Command::Tables { lake, format } => tables_command::run(&lake.lake, format).await,
+    }
+}
+
+/// Logs go to stderr through `tracing`; `RUST_LOG` overrides. Servers log at info; client commands
+/// stay quiet so their output is the result, and a failure is reported once, by us.
+fn init_tracing(command: &Command) {
+    let default = match command {
+        Command::Scheduler { .. } | Command::Executor(_) => "info",
+        _ => "warn,ballista=off,ballista_core=off,ballista_scheduler=off,ballista_executor=off",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints one error line (the whole cause chain, newlines folded) and returns a failing exit code.
+fn fail(error: anyhow::Error) -> ExitCode {
+    let message = format!("{error:#}");
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("error: {one_line}");
+    ExitCode::FAILURE
+}

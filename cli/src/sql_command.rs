@@ -1,0 +1,93 @@
+//! `backbeat sql`: run a statement or a script on a cluster and print the results.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use arrow::array::{Array, UInt64Array};
+use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
+use backbeat_cluster::sql_script::{returns_rows, split_statements};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::SqlArgs;
+use crate::result_output::ResultWriter;
+
+/// Runs `backbeat sql`.
+pub async fn run(args: SqlArgs) -> Result<()> {
+    let script = match (&args.query, &args.file) {
+        (Some(q), _) => q.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read SQL file {}", path.display()))?,
+        (None, None) => bail!("give a query or -f FILE"),
+    };
+    let statements = split_statements(&script);
+    if statements.is_empty() {
+        bail!("no SQL statement given");
+    }
+
+    let lake = ensure_lake(&args.lake.lake, args.lake_is_default())?;
+    let target = match &args.cluster {
+        Some(url) => ClusterTarget::Remote(url.clone()),
+        None => ClusterTarget::Embedded { concurrency: 0 },
+    };
+    let session = BackbeatSession::connect(target, &lake).await?;
+    let mut out = ResultWriter::new(args.format, args.out.as_deref())?;
+
+    for (i, sql) in statements.iter().enumerate() {
+        let spinner = spinner(statements.len(), i, sql);
+        let started = Instant::now();
+        let result = async {
+            let df = session.sql(sql).await?;
+            let schema = df.schema().as_arrow().clone();
+            let batches = df.collect().await?;
+            anyhow::Ok((schema, batches))
+        }
+        .await;
+        spinner.finish_and_clear();
+        let (schema, batches) = result.with_context(|| {
+            if statements.len() > 1 {
+                format!("statement {} of {}", i + 1, statements.len())
+            } else {
+                "query failed".to_string()
+            }
+        })?;
+        if returns_rows(sql) {
+            out.write(&schema, &batches)?;
+        } else {
+            let written: u64 = batches
+                .iter()
+                .filter_map(|b| b.column_by_name("count"))
+                .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>().map(|a| a.iter().flatten().sum::<u64>()))
+                .sum();
+            eprintln!("OK: {written} rows ({:.2?})", started.elapsed());
+        }
+    }
+    out.finish()
+}
+
+impl SqlArgs {
+    fn lake_is_default(&self) -> bool {
+        std::env::var_os("BACKBEAT_LAKE").is_none() && self.lake.lake == std::path::Path::new("./lake")
+    }
+}
+
+/// The default lake (`./lake`) is created on first use; a lake the user named must exist, so a
+/// typo is an error rather than a silently empty lake.
+fn ensure_lake(path: &std::path::Path, is_default: bool) -> Result<std::path::PathBuf> {
+    if !path.exists() {
+        if is_default {
+            std::fs::create_dir_all(path).with_context(|| format!("cannot create lake {}", path.display()))?;
+        } else {
+            bail!("lake root {} does not exist", path.display());
+        }
+    }
+    Ok(path.to_path_buf())
+}
+
+fn spinner(total: usize, index: usize, sql: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("static template"));
+    let first_line: String = sql.lines().next().unwrap_or("").chars().take(60).collect();
+    bar.set_message(format!("[{}/{}] {first_line}", index + 1, total));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}

@@ -1,0 +1,51 @@
+//! The 22 TPC-H queries at scale factor 0.1 give the same answers through a real multi-process
+//! cluster as through single-process DataFusion over the same Parquet files.
+
+mod common;
+
+use std::path::PathBuf;
+
+use backbeat_cluster::sql_script::{returns_rows, split_statements};
+use backbeat_cluster::tpch_data::{TPCH_TABLES, write_tpch_parquet};
+use common::{TestCluster, canonical_rows};
+use datafusion::prelude::SessionContext;
+
+fn queries_dir() -> PathBuf {
+    // The repository's clone sits beside shared/, in CI as on a developer machine.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/tpch-queries")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tpch_sf01_cluster_matches_single_process_datafusion() {
+    let lake_dir = tempfile::tempdir().unwrap();
+    let lake = lake_dir.path();
+    write_tpch_parquet(0.1, lake, 4).unwrap();
+
+    let local = SessionContext::new();
+    for table in TPCH_TABLES {
+        local.register_parquet(table, lake.join(table).to_str().unwrap(), Default::default()).await.unwrap();
+    }
+    let cluster = TestCluster::start();
+    let remote = cluster.session(lake).await;
+
+    let mut checked = 0;
+    for q in 1..=22 {
+        let path = queries_dir().join(format!("q{q}.sql"));
+        let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for sql in split_statements(&script) {
+            let expected = local.sql(&sql).await.unwrap().collect().await.unwrap();
+            let got = remote
+                .sql(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("q{q} planning: {e:#}"))
+                .collect()
+                .await
+                .unwrap_or_else(|e| panic!("q{q} on the cluster: {e}\n{}", cluster.logs()));
+            if returns_rows(&sql) {
+                assert_eq!(canonical_rows(&got, 9), canonical_rows(&expected, 9), "q{q}: {sql}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 22, "every query returned a result to compare");
+}

@@ -1,0 +1,136 @@
+//! Logical and physical extension codecs: how backbeat's own plan pieces cross process boundaries.
+//!
+//! The client sends the scheduler a logical plan that may name a [`DeltaTableProvider`]; the
+//! scheduler sends executors physical plans that may hold [`DeltaWriteExec`] and [`DeltaCommitExec`].
+//! Each is encoded as a tag plus JSON (they are a few hundred bytes, once per query, so JSON's
+//! readability in logs beats protobuf's compactness). Everything else is delegated to Ballista's
+//! codecs, which know its shuffle nodes and the file formats.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, Result, TableReference, internal_err};
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::delta_table::{DeltaTableProvider, DeltaTableSpec};
+use crate::delta_write::{DeltaCommitExec, DeltaCommitSpec, DeltaWriteExec, DeltaWriteSpec};
+
+/// Prefix of every payload we encode; anything else belongs to Ballista's codecs.
+const TAG: &[u8] = b"backbeat1:";
+
+#[derive(Serialize, Deserialize)]
+enum PhysicalNode {
+    DeltaWrite(DeltaWriteSpec),
+    DeltaCommit(DeltaCommitSpec),
+}
+
+fn encode_json(value: &impl Serialize, buf: &mut Vec<u8>) -> Result<()> {
+    buf.extend_from_slice(TAG);
+    serde_json::to_writer(buf, value).map_err(|e| DataFusionError::Internal(format!("encode: {e}")))
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T> {
+    serde_json::from_slice(payload).map_err(|e| DataFusionError::Internal(format!("decode: {e}")))
+}
+
+/// Logical codec: Delta table providers, then Ballista's.
+#[derive(Debug, Default)]
+pub struct BackbeatLogicalCodec {
+    ballista: BallistaLogicalExtensionCodec,
+}
+
+impl LogicalExtensionCodec for BackbeatLogicalCodec {
+    fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
+        self.ballista.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.ballista.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        match buf.strip_prefix(TAG) {
+            Some(payload) => {
+                let spec: DeltaTableSpec = decode_json(payload)?;
+                Ok(Arc::new(DeltaTableProvider::from_spec(spec, schema)))
+            }
+            None => self.ballista.try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        match node.downcast_ref::<DeltaTableProvider>() {
+            Some(delta) => encode_json(delta.spec(), buf),
+            None => self.ballista.try_encode_table_provider(table_ref, node, buf),
+        }
+    }
+
+    fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {
+        self.ballista.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(&self, buf: &mut Vec<u8>, node: Arc<dyn FileFormatFactory>) -> Result<()> {
+        self.ballista.try_encode_file_format(buf, node)
+    }
+}
+
+/// Physical codec: the Delta write and commit nodes, then Ballista's.
+#[derive(Debug, Default)]
+pub struct BackbeatPhysicalCodec {
+    ballista: BallistaPhysicalExtensionCodec,
+}
+
+impl PhysicalExtensionCodec for BackbeatPhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(payload) = buf.strip_prefix(TAG) else {
+            return self.ballista.try_decode(buf, inputs, ctx, proto_converter);
+        };
+        let [input] = inputs else {
+            return internal_err!("backbeat plan nodes take exactly one input, got {}", inputs.len());
+        };
+        Ok(match decode_json::<PhysicalNode>(payload)? {
+            PhysicalNode::DeltaWrite(spec) => Arc::new(DeltaWriteExec::from_spec(input.clone(), spec)),
+            PhysicalNode::DeltaCommit(spec) => Arc::new(DeltaCommitExec::new(input.clone(), spec)),
+        })
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        if let Some(write) = node.downcast_ref::<DeltaWriteExec>() {
+            return encode_json(&PhysicalNode::DeltaWrite(write.spec().clone()), buf);
+        }
+        if let Some(commit) = node.downcast_ref::<DeltaCommitExec>() {
+            return encode_json(&PhysicalNode::DeltaCommit(commit.spec().clone()), buf);
+        }
+        self.ballista.try_encode(node, buf, proto_converter)
+    }
+}

@@ -1,0 +1,70 @@
+//! The executor process: Ballista's executor with backbeat's codecs and UDF registry.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+
+use crate::codec::{BackbeatLogicalCodec, BackbeatPhysicalCodec};
+use crate::udf_registry::executor_function_registry;
+
+/// Where an executor listens and which scheduler it serves.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// Scheduler host.
+    pub scheduler_host: String,
+    /// Scheduler port.
+    pub scheduler_port: u16,
+    /// IP address to bind.
+    pub bind_host: String,
+    /// Host name or IP advertised to the scheduler and to other executors.
+    pub external_host: String,
+    /// Arrow Flight port (shuffle data is fetched from here).
+    pub flight_port: u16,
+    /// gRPC port the scheduler pushes tasks to.
+    pub grpc_port: u16,
+    /// Directory for shuffle files; a fresh temporary directory when `None`.
+    pub work_dir: Option<String>,
+    /// Tasks run at once; 0 means one per core.
+    pub concurrency: usize,
+}
+
+/// Builds Ballista's executor configuration from [`ExecutorOptions`].
+pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
+    ExecutorProcessConfig {
+        bind_host: options.bind_host.clone(),
+        external_host: Some(options.external_host.clone()),
+        port: options.flight_port,
+        grpc_port: options.grpc_port,
+        scheduler_host: options.scheduler_host.clone(),
+        scheduler_port: options.scheduler_port,
+        // Wait for a scheduler that is still starting rather than failing at once.
+        scheduler_connect_timeout_seconds: 20,
+        vcores: options.concurrency,
+        task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+        work_dir: options.work_dir.clone(),
+        print_thread_info: false,
+        // Shuffle files of finished jobs are removed by the scheduler's clean-up call; this sweep
+        // catches what a crashed job left behind.
+        job_data_ttl_seconds: 3600,
+        job_data_clean_up_interval_seconds: 600,
+        override_function_registry: Some(Arc::new(executor_function_registry())),
+        override_logical_codec: Some(Arc::new(BackbeatLogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(BackbeatPhysicalCodec::default())),
+        ..Default::default()
+    }
+}
+
+/// Runs an executor until the process is stopped.
+pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
+    let config = executor_config(&options);
+    tracing::info!(
+        scheduler = %format!("{}:{}", options.scheduler_host, options.scheduler_port),
+        flight = %format!("{}:{}", options.external_host, options.flight_port),
+        "backbeat executor starting"
+    );
+    start_executor_process(Arc::new(config))
+        .await
+        .with_context(|| format!("executor for scheduler {}:{} stopped", options.scheduler_host, options.scheduler_port))
+}

@@ -1,0 +1,261 @@
+//! The lake: a root directory whose Delta tables and Parquet directories are tables by name.
+//!
+//! `SELECT * FROM orders` resolves `<lake>/orders/`: a Delta table if it has a `_delta_log`, else a
+//! Parquet table if it holds `.parquet` files. Nothing is registered up front: tables are looked up
+//! when a query names them, so a table written by another process is visible to the next query.
+//!
+//! Time travel uses Databricks' `@v` syntax on the table name, quoted because `@` is not an
+//! identifier character: `SELECT * FROM "orders@v3"` reads version 3 of `orders`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use url::Url;
+
+use crate::delta_table::DeltaTableProvider;
+
+/// Where a lake table lives and in which format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// A directory with a `_delta_log`.
+    Delta,
+    /// A directory of Parquet files (Hive-style partition directories are not inferred).
+    Parquet,
+}
+
+/// A lake root on the local file system (shared storage when the cluster spans machines).
+#[derive(Debug)]
+pub struct LakeCatalog {
+    root: PathBuf,
+    /// Tables registered in this session only (`CREATE EXTERNAL TABLE`, `register_*`).
+    session_tables: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    /// Used only to infer Parquet directory schemas, which needs a session.
+    inference: SessionContext,
+}
+
+impl LakeCatalog {
+    /// Opens the lake at `root`, which must exist.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        let root = std::fs::canonicalize(root).map_err(|e| {
+            DataFusionError::Configuration(format!("lake root {} is not readable: {e}", root.display()))
+        })?;
+        if !root.is_dir() {
+            return Err(DataFusionError::Configuration(format!(
+                "lake root {} is not a directory",
+                root.display()
+            )));
+        }
+        Ok(Self {
+            root,
+            session_tables: RwLock::default(),
+            inference: SessionContext::new(),
+        })
+    }
+
+    /// The lake's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The URL of table `name` (whether or not it exists yet), ending in `/`.
+    pub fn table_url(&self, name: &str) -> Result<Url> {
+        validate_table_name(name)?;
+        Url::from_directory_path(self.root.join(name))
+            .map_err(|_| DataFusionError::Plan(format!("table path for '{name}' is not absolute")))
+    }
+
+    /// The format of table `name`, or `None` if the lake has no such table.
+    pub fn table_format(&self, name: &str) -> Option<TableFormat> {
+        let dir = self.root.join(name);
+        if dir.join("_delta_log").is_dir() {
+            Some(TableFormat::Delta)
+        } else if dir.is_dir() && has_parquet_files(&dir) {
+            Some(TableFormat::Parquet)
+        } else {
+            None
+        }
+    }
+
+    /// Every table in the lake, sorted by name.
+    pub fn table_names_in_lake(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return vec![];
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
+            .filter(|n| self.table_format(n).is_some())
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn parquet_table(&self, name: &str) -> Result<Arc<dyn TableProvider>> {
+        let url = ListingTableUrl::parse(self.table_url(name)?.as_str())?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let state = self.inference.state();
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .infer_schema(&state)
+            .await?;
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+}
+
+/// One line of `backbeat tables`.
+#[derive(Debug, Clone)]
+pub struct TableSummary {
+    /// Table name.
+    pub name: String,
+    /// Delta or Parquet.
+    pub format: TableFormat,
+    /// Current Delta version (Parquet directories have none).
+    pub version: Option<i64>,
+    /// Rows, from Delta file statistics or Parquet footers (`None` if a file lacks statistics).
+    pub rows: Option<u64>,
+    /// Live data files.
+    pub files: u64,
+    /// Bytes of live data files.
+    pub bytes: u64,
+}
+
+impl LakeCatalog {
+    /// Reads table `name`'s version, row, file and byte counts.
+    pub async fn summarize(&self, name: &str) -> Result<TableSummary> {
+        match self.table_format(name) {
+            Some(TableFormat::Delta) => {
+                let url = self.table_url(name)?;
+                let table = crate::delta_table::load_table(url.as_str(), None).await?;
+                let snapshot = table.snapshot().map_err(|e| crate::delta_table::delta_err(url.as_str(), e))?;
+                let mut rows = Some(0u64);
+                let (mut files, mut bytes) = (0u64, 0u64);
+                for file in snapshot.log_data().iter() {
+                    files += 1;
+                    bytes += file.size().max(0) as u64;
+                    rows = rows.zip(file.num_records()).map(|(a, b)| a + b as u64);
+                }
+                Ok(TableSummary {
+                    name: name.to_string(),
+                    format: TableFormat::Delta,
+                    version: Some(snapshot.version() as i64),
+                    rows,
+                    files,
+                    bytes,
+                })
+            }
+            Some(TableFormat::Parquet) => {
+                let (mut files, mut bytes, mut rows) = (0u64, 0u64, 0u64);
+                for entry in std::fs::read_dir(self.root.join(name)).map_err(|e| DataFusionError::External(Box::new(e)))?.flatten() {
+                    let path = entry.path();
+                    if path.extension().is_none_or(|x| x != "parquet") {
+                        continue;
+                    }
+                    let file = std::fs::File::open(&path).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
+                    let reader = parquet::file::serialized_reader::SerializedFileReader::new(file)
+                        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
+                    rows += parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows().max(0) as u64;
+                    files += 1;
+                }
+                Ok(TableSummary { name: name.to_string(), format: TableFormat::Parquet, version: None, rows: Some(rows), files, bytes })
+            }
+            None => Err(DataFusionError::Plan(format!("no table '{name}' in lake {}", self.root.display()))),
+        }
+    }
+}
+
+/// Splits `orders@v3` into (`orders`, Some(3)).
+pub fn parse_time_travel(name: &str) -> Result<(&str, Option<i64>)> {
+    match name.rsplit_once('@') {
+        None => Ok((name, None)),
+        Some((table, version)) => {
+            let v = version
+                .strip_prefix('v')
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "bad time travel '{name}': use \"{table}@v<version>\", e.g. \"{table}@v0\""
+                    ))
+                })?;
+            Ok((table, Some(v)))
+        }
+    }
+}
+
+/// Table names are directory names: refuse anything that could escape the lake root.
+fn validate_table_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(DataFusionError::Plan(format!("'{name}' is not a valid table name")))
+    }
+}
+
+fn has_parquet_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        })
+        .unwrap_or(false)
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for LakeCatalog {
+    fn table_names(&self) -> Vec<String> {
+        let mut names = self.table_names_in_lake();
+        names.extend(self.session_tables.read().expect("lock").keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.session_tables.read().expect("lock").get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let (table, version) = parse_time_travel(name)?;
+        if validate_table_name(table).is_err() {
+            return Ok(None);
+        }
+        match (self.table_format(table), version) {
+            (Some(TableFormat::Delta), _) => {
+                let provider = DeltaTableProvider::open(&self.table_url(table)?, version).await?;
+                Ok(Some(Arc::new(provider)))
+            }
+            (Some(TableFormat::Parquet), None) => Ok(Some(self.parquet_table(table).await?)),
+            (Some(TableFormat::Parquet), Some(_)) => Err(DataFusionError::Plan(format!(
+                "'{table}' is a Parquet directory, not a Delta table: it has no versions"
+            ))),
+            (None, _) => Ok(None),
+        }
+    }
+
+    fn register_table(&self, name: String, table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.session_tables.write().expect("lock").insert(name, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.session_tables.write().expect("lock").remove(name))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.session_tables.read().expect("lock").contains_key(name)
+            || parse_time_travel(name).is_ok_and(|(t, _)| self.table_format(t).is_some())
+    }
+}

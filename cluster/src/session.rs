@@ -1,0 +1,200 @@
+//! Client sessions: a DataFusion `SessionContext` that plans locally and runs on a Ballista cluster,
+//! with the lake as its default schema, backbeat's UDFs, and Delta writes.
+//!
+//! Also the session states the scheduler and executors build, so that all three sides share one
+//! definition of codecs and functions.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ballista::extension::{SessionConfigExt, SessionContextExt};
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::codec::{BackbeatLogicalCodec, BackbeatPhysicalCodec};
+use crate::delta_table::DeltaTableProvider;
+use crate::delta_write::delta_compatible_schema;
+use crate::embedded_cluster::EmbeddedCluster;
+use crate::lake_catalog::{LakeCatalog, TableFormat};
+use crate::sql_script::{Statement, parse_statement};
+use crate::udf_registry::backbeat_udfs;
+
+/// The session configuration shared by clients: Ballista's, with backbeat's codecs.
+pub fn client_session_config() -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_ballista_logical_extension_codec(Arc::new(BackbeatLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(BackbeatPhysicalCodec::default()))
+        .with_information_schema(true)
+}
+
+/// The scheduler's session builder: Ballista's default state plus backbeat's UDFs.
+pub fn scheduler_session_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+    let mut state = ballista_core::utils::default_session_builder(config)?;
+    for udf in backbeat_udfs() {
+        datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)?;
+    }
+    Ok(state)
+}
+
+/// How [`BackbeatSession::write_table`] treats an existing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Create the table; fail if it exists (`CREATE TABLE AS`).
+    Create,
+    /// Create the table, replacing schema and data if it exists (`CREATE OR REPLACE TABLE AS`).
+    CreateOrReplace,
+    /// Add rows; create the table if it does not exist (`INSERT INTO`).
+    Append,
+    /// Replace all rows, keeping the schema (`INSERT OVERWRITE`).
+    Overwrite,
+}
+
+/// Where queries run.
+#[derive(Debug, Clone)]
+pub enum ClusterTarget {
+    /// An in-process scheduler and executor.
+    Embedded {
+        /// Tasks run at once; 0 = one per core.
+        concurrency: usize,
+    },
+    /// A running scheduler, `df://host:port`.
+    Remote(String),
+}
+
+/// A connection to a cluster, with a lake.
+pub struct BackbeatSession {
+    ctx: SessionContext,
+    lake: Arc<LakeCatalog>,
+    // Kept alive for as long as the session: dropping it stops the in-process cluster.
+    _embedded: Option<EmbeddedCluster>,
+}
+
+impl BackbeatSession {
+    /// Connects to `target` with the lake at `lake_root` (which must exist).
+    pub async fn connect(target: ClusterTarget, lake_root: &Path) -> Result<Self> {
+        let lake = Arc::new(LakeCatalog::open(lake_root)?);
+        let (url, embedded) = match target {
+            ClusterTarget::Embedded { concurrency } => {
+                let cluster = EmbeddedCluster::start(concurrency).await?;
+                (cluster.url(), Some(cluster))
+            }
+            ClusterTarget::Remote(url) => {
+                check_reachable(&url).await?;
+                (url, None)
+            }
+        };
+        let state = SessionStateBuilder::new()
+            .with_config(client_session_config())
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::remote_with_state(&url, state)
+            .await
+            .with_context(|| format!("cannot connect to scheduler {url}"))?;
+        // UDFs go on after `remote_with_state`, which builds a fresh function registry.
+        for udf in backbeat_udfs() {
+            ctx.register_udf(udf.as_ref().clone());
+        }
+        let catalog = ctx
+            .catalog("datafusion")
+            .context("default catalog missing")?;
+        catalog.register_schema("public", lake.clone())?;
+        Ok(Self { ctx, lake, _embedded: embedded })
+    }
+
+    /// The DataFusion context, for the DataFrame API.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The lake this session reads and writes.
+    pub fn lake(&self) -> &LakeCatalog {
+        &self.lake
+    }
+
+    /// Plans one SQL statement. `CREATE [OR REPLACE] TABLE ... AS` becomes a Delta write (DataFusion
+    /// alone would build an in-memory table on the client); everything else is DataFusion SQL.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        match parse_statement(sql)? {
+            Statement::CreateTableAs {
+                name,
+                replace,
+                if_not_exists,
+                partition_by,
+                query,
+            } => {
+                if self.lake.table_format(&name).is_some() {
+                    if if_not_exists {
+                        return Ok(self.ctx.sql("SELECT arrow_cast(0, 'UInt64') AS count").await?);
+                    }
+                    if !replace {
+                        bail!("table '{name}' already exists (use CREATE OR REPLACE TABLE, or INSERT INTO)");
+                    }
+                }
+                let df = self.ctx.sql(&query).await?;
+                let mode = if replace { WriteMode::CreateOrReplace } else { WriteMode::Create };
+                self.write_table(df, &name, mode, &partition_by).await
+            }
+            Statement::Other(sql) => Ok(self.ctx.sql(&sql).await?),
+        }
+    }
+
+    /// Plans writing `df` into lake table `name` as a Delta table, partitioned by `partition_by`
+    /// when the write creates it. Nothing happens until the returned DataFrame is collected; it
+    /// yields one row, `count`, the rows written.
+    pub async fn write_table(
+        &self,
+        df: DataFrame,
+        name: &str,
+        mode: WriteMode,
+        partition_by: &[String],
+    ) -> Result<DataFrame> {
+        let url = self.lake.table_url(name)?;
+        let existing = self.lake.table_format(name);
+        if existing == Some(TableFormat::Parquet) {
+            bail!("'{name}' is a Parquet directory; backbeat writes Delta tables only");
+        }
+        let create = |replace| -> Result<DeltaTableProvider> {
+            let schema = delta_compatible_schema(df.schema().as_arrow())?;
+            Ok(DeltaTableProvider::for_create(&url, schema, partition_by.to_vec(), replace)?)
+        };
+        let (provider, op) = match (mode, existing) {
+            (WriteMode::Create, Some(_)) => bail!("table '{name}' already exists"),
+            (WriteMode::Create, None) | (WriteMode::Append | WriteMode::Overwrite, None) => {
+                (create(false)?, InsertOp::Append)
+            }
+            (WriteMode::CreateOrReplace, _) => (create(true)?, InsertOp::Overwrite),
+            (WriteMode::Append, Some(_)) => (DeltaTableProvider::open(&url, None).await?, InsertOp::Append),
+            (WriteMode::Overwrite, Some(_)) => (DeltaTableProvider::open(&url, None).await?, InsertOp::Overwrite),
+        };
+        let provider: Arc<dyn TableProvider> = Arc::new(provider);
+        let plan = LogicalPlanBuilder::insert_into(
+            df.into_unoptimized_plan(),
+            TableReference::bare(name),
+            provider_as_source(provider),
+            op,
+        )?
+        .build()?;
+        Ok(DataFrame::new(self.ctx.state(), plan))
+    }
+}
+
+/// Fails fast, with one clear line, when nothing listens at the scheduler URL.
+async fn check_reachable(url: &str) -> Result<()> {
+    let parsed = url::Url::parse(url).with_context(|| format!("bad scheduler URL '{url}' (expected df://host:port)"))?;
+    let host = parsed.host_str().with_context(|| format!("scheduler URL '{url}' has no host"))?;
+    let port = parsed.port().unwrap_or(crate::scheduler_process::DEFAULT_SCHEDULER_PORT);
+    match tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!("cannot reach scheduler at {host}:{port}: {e}"),
+        Err(_) => bail!("cannot reach scheduler at {host}:{port}: timed out after 5 s"),
+    }
+}
