@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use backbeat_cluster::lake_catalog::LakeCatalog;
 
@@ -23,7 +23,7 @@ pub async fn run(lake_root: &Path, format: OutputFormat) -> Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("table", DataType::Utf8, false),
         Field::new("format", DataType::Utf8, false),
-        Field::new("version", DataType::Int64, true),
+        Field::new("version", DataType::UInt64, true),
         Field::new("rows", DataType::UInt64, true),
         Field::new("files", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
@@ -31,7 +31,7 @@ pub async fn run(lake_root: &Path, format: OutputFormat) -> Result<()> {
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(summaries.iter().map(|s| s.name.as_str()))),
         Arc::new(StringArray::from_iter_values(summaries.iter().map(|s| format!("{:?}", s.format).to_lowercase()))),
-        Arc::new(Int64Array::from_iter(summaries.iter().map(|s| s.version))),
+        Arc::new(UInt64Array::from_iter(summaries.iter().map(|s| s.version))),
         Arc::new(UInt64Array::from_iter(summaries.iter().map(|s| s.rows))),
         Arc::new(UInt64Array::from_iter_values(summaries.iter().map(|s| s.files))),
         Arc::new(UInt64Array::from_iter_values(summaries.iter().map(|s| s.bytes))),

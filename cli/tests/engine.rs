@@ -154,7 +154,6 @@ fn scanned_files(plan: Arc<dyn ExecutionPlan>) -> usize {
     let source = plan.downcast_ref::<DataSourceExec>().expect("a Delta scan is a DataSourceExec");
     let config = source
         .data_source()
-        .as_any()
         .downcast_ref::<datafusion::datasource::physical_plan::FileScanConfig>()
         .expect("a file scan");
     config.file_groups.iter().map(|g| g.len()).sum()

@@ -28,7 +28,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_optimizer::pruning::PruningPredicate;
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use deltalake::DeltaTable;
@@ -57,7 +57,7 @@ pub struct DeltaTableSpec {
     /// Table root as a URL ending in `/`, e.g. `file:///data/lake/orders/`.
     pub uri: String,
     /// Snapshot version every task reads; `None` when the table is still to be created.
-    pub version: Option<i64>,
+    pub version: Option<u64>,
     /// Hive-style partition columns, in Delta's order.
     pub partition_columns: Vec<String>,
     /// What a write through this provider does to the table's existence.
@@ -73,14 +73,14 @@ pub struct DeltaTableProvider {
 
 impl DeltaTableProvider {
     /// Opens the table at `uri`, at `version` or the latest one, and pins that version.
-    pub async fn open(uri: &Url, version: Option<i64>) -> Result<Self> {
+    pub async fn open(uri: &Url, version: Option<u64>) -> Result<Self> {
         let table = load_table(uri.as_str(), version).await?;
         let snapshot = table.snapshot().map_err(|e| delta_err(uri.as_str(), e))?;
         Ok(Self {
             spec: DeltaTableSpec {
                 uri: uri.to_string(),
                 version: Some(snapshot.version()),
-                partition_columns: snapshot.metadata().partition_columns().clone(),
+                partition_columns: snapshot.metadata().partition_columns().to_vec(),
                 create_mode: CreateMode::Existing,
             },
             schema: snapshot.snapshot().arrow_schema(),
@@ -175,7 +175,7 @@ impl DeltaTableProvider {
         let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
         let pruned = state
             .create_physical_expr(predicate, &df_schema)
-            .and_then(|expr| PruningPredicate::try_new(expr, self.schema.clone()))
+            .and_then(|expr| PruningPredicateBuilder::new().with_file_schema(self.schema.clone()).try_build(expr))
             .and_then(|p| p.prune(&snapshot));
         match pruned {
             Ok(keep) => Ok(files
@@ -279,7 +279,7 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
 
         let target_partitions = state.config().target_partitions().max(1);
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
-        let source = format.file_source(TableSchema::new(file_schema, partition_fields));
+        let source = format.file_source(TableSchema::builder(file_schema).with_table_partition_cols(partition_fields).build());
         let config = FileScanConfigBuilder::new(object_store_url(&table_url)?, source)
             .with_file_groups(balanced_file_groups(partitioned, target_partitions))
             .with_statistics(statistics)
@@ -312,18 +312,26 @@ impl DeltaTableProvider {
         file: &LogicalFileView,
         partition_fields: &[FieldRef],
     ) -> Result<PartitionedFile> {
-        let add = file.add_action();
-        // The log stores paths URL-encoded and relative to the table root (or, rarely, absolute).
-        let file_url = table_url
-            .join(&add.path)
-            .map_err(|e| DataFusionError::Plan(format!("bad file path {} in {}: {e}", add.path, self.spec.uri)))?;
-        let location = Path::from_url_path(file_url.path())
-            .map_err(|e| DataFusionError::Plan(format!("bad file path {file_url}: {e}")))?;
+        // The log's paths are URL-encoded; `path()` decodes them once, giving the object's name as
+        // it is on storage (delta-rs writes partition directories like `genre=Rock%20%26%20Roll`
+        // literally), and an object-store `Path` holds exactly that name.
+        let relative = file.path();
+        let full = if relative.contains("://") {
+            relative.into_owned()
+        } else {
+            format!("{}{relative}", table_url.as_str())
+        };
+        let file_url = Url::parse(&full)
+            .map_err(|e| DataFusionError::Plan(format!("bad file URL {full} in {}: {e}", self.spec.uri)))?;
+        let on_storage = full
+            .strip_prefix(&format!("{}://{}", file_url.scheme(), file_url.host_str().unwrap_or("")))
+            .unwrap_or(&full);
+        let location = Path::parse(on_storage.trim_start_matches('/'))
+            .map_err(|e| DataFusionError::Plan(format!("bad file path {on_storage}: {e}")))?;
         let mut pf: PartitionedFile = ObjectMeta {
             location,
-            size: add.size.max(0) as u64,
-            last_modified: chrono::DateTime::from_timestamp_millis(add.modification_time)
-                .unwrap_or_default(),
+            size: file.size().max(0) as u64,
+            last_modified: chrono::DateTime::from_timestamp_millis(file.modification_time()).unwrap_or_default(),
             e_tag: None,
             version: None,
         }
@@ -366,7 +374,7 @@ fn object_store_url(table_url: &Url) -> Result<ObjectStoreUrl> {
 }
 
 /// Loads a Delta table at `version` (or the latest), with the table named in any error.
-pub async fn load_table(uri: &str, version: Option<i64>) -> Result<DeltaTable> {
+pub async fn load_table(uri: &str, version: Option<u64>) -> Result<DeltaTable> {
     let url = Url::parse(uri)
         .map_err(|e| DataFusionError::Plan(format!("bad Delta table URI {uri}: {e}")))?;
     let result = match version {

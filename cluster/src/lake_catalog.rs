@@ -30,7 +30,6 @@ pub enum TableFormat {
 }
 
 /// A lake root on the local file system (shared storage when the cluster spans machines).
-#[derive(Debug)]
 pub struct LakeCatalog {
     root: PathBuf,
     /// Tables registered in this session only (`CREATE EXTERNAL TABLE`, `register_*`).
@@ -118,7 +117,7 @@ pub struct TableSummary {
     /// Delta or Parquet.
     pub format: TableFormat,
     /// Current Delta version (Parquet directories have none).
-    pub version: Option<i64>,
+    pub version: Option<u64>,
     /// Rows, from Delta file statistics or Parquet footers (`None` if a file lacks statistics).
     pub rows: Option<u64>,
     /// Live data files.
@@ -145,7 +144,7 @@ impl LakeCatalog {
                 Ok(TableSummary {
                     name: name.to_string(),
                     format: TableFormat::Delta,
-                    version: Some(snapshot.version() as i64),
+                    version: Some(snapshot.version()),
                     rows,
                     files,
                     bytes,
@@ -172,15 +171,20 @@ impl LakeCatalog {
     }
 }
 
+impl std::fmt::Debug for LakeCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeCatalog").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
 /// Splits `orders@v3` into (`orders`, Some(3)).
-pub fn parse_time_travel(name: &str) -> Result<(&str, Option<i64>)> {
+pub fn parse_time_travel(name: &str) -> Result<(&str, Option<u64>)> {
     match name.rsplit_once('@') {
         None => Ok((name, None)),
         Some((table, version)) => {
             let v = version
                 .strip_prefix('v')
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|v| *v >= 0)
+                .and_then(|v| v.parse::<u64>().ok())
                 .ok_or_else(|| {
                     DataFusionError::Plan(format!(
                         "bad time travel '{name}': use \"{table}@v<version>\", e.g. \"{table}@v0\""

@@ -42,21 +42,28 @@ pub fn write_tpch_parquet(scale: f64, dir: &Path, files: usize) -> Result<()> {
     Ok(())
 }
 
-fn write(dir: &Path, table: &str, part: usize, batches: impl Iterator<Item = RecordBatch>) -> Result<()> {
+fn write(
+    dir: &Path,
+    table: &str,
+    part: usize,
+    batches: impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>,
+) -> Result<()> {
     let table_dir = dir.join(table);
     std::fs::create_dir_all(&table_dir).with_context(|| format!("cannot create {}", table_dir.display()))?;
     let path = table_dir.join(format!("part-{part}.parquet"));
     let mut batches = batches.peekable();
-    let Some(first) = batches.peek() else {
-        return Ok(());
+    let schema = match batches.peek() {
+        Some(Ok(first)) => first.schema(),
+        Some(Err(e)) => anyhow::bail!("generating {table}: {e}"),
+        None => return Ok(()),
     };
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut writer = ArrowWriter::try_new(file, first.schema(), Some(props))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
     for batch in batches {
-        writer.write(&batch)?;
+        writer.write(&batch?)?;
     }
     writer.close().with_context(|| format!("cannot finish {}", path.display()))?;
     Ok(())
