@@ -168,19 +168,31 @@ async fn run(command: Command) -> Result<()> {
 fn init_tracing(command: &Command) {
     let default = match command {
         Command::Scheduler { .. } | Command::Executor(_) => "info",
-        _ => "warn,ballista=off,ballista_core=off,ballista_scheduler=off,ballista_executor=off",
+        // Dependencies (Ballista, delta-kernel) log failures we already report as one error line.
+        _ => "off,backbeat=warn,backbeat_cluster=warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
-/// Prints one error line (the whole cause chain, newlines folded) and returns a failing exit code.
+/// Prints one error line (the cause chain, newlines folded, causes that only repeat what is
+/// already said left out) and returns a failing exit code.
 fn fail(error: anyhow::Error) -> ExitCode {
-    let message = format!("{error:#}");
-    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    eprintln!("error: {one_line}");
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    eprintln!("error: {line}");
     ExitCode::FAILURE
 }

@@ -43,13 +43,11 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         }
         .await;
         spinner.finish_and_clear();
-        let (schema, batches) = result.with_context(|| {
-            if statements.len() > 1 {
-                format!("statement {} of {}", i + 1, statements.len())
-            } else {
-                "query failed".to_string()
-            }
-        })?;
+        let (schema, batches) = if statements.len() > 1 {
+            result.with_context(|| format!("statement {} of {}", i + 1, statements.len()))?
+        } else {
+            result?
+        };
         if returns_rows(sql) {
             out.write(&schema, &batches)?;
         } else {

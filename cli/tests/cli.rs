@@ -109,7 +109,7 @@ fn a_writer_killed_mid_statement_leaves_the_previous_version() {
 
     // Far more rows than can be written before the kill.
     let mut writer = backbeat()
-        .args(["sql", "--lake", lake_arg, "INSERT INTO events SELECT n, repeat(md5(CAST(n AS VARCHAR)), 8) FROM (SELECT unnest(range(0, 200000000)) AS n)"])
+        .args(["sql", "--lake", lake_arg, "INSERT INTO events SELECT a.n * 1000000 + b.n, repeat(md5(CAST(b.n AS VARCHAR)), 8) FROM (SELECT unnest(range(0, 1000)) AS n) a CROSS JOIN (SELECT unnest(range(0, 1000000)) AS n) b"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -148,7 +148,8 @@ fn count_entries(dir: &Path) -> usize {
 #[test]
 fn docker_compose_uses_real_cli_flags_and_consistent_ports() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker-compose.yml");
-    let compose: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut compose: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    compose.apply_merge().unwrap(); // expand the `<<: *backbeat` anchors
     let services = compose["services"].as_mapping().expect("services");
     for name in ["scheduler", "executor-1", "executor-2", "postgres", "redis", "mongodb"] {
         assert!(services.contains_key(name), "service {name} missing");

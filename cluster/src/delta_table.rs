@@ -384,7 +384,10 @@ pub async fn load_table(uri: &str, version: Option<u64>) -> Result<DeltaTable> {
     result.map_err(|e| delta_err(uri, e))
 }
 
-/// Wraps a delta-rs error so the message names the table it concerns.
+/// Wraps a delta-rs error so the message names the table it concerns. delta-kernel appends a
+/// backtrace to some messages; only the first line is the message.
 pub fn delta_err(uri: &str, e: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Execution(format!("Delta table {uri}: {e}"))
+    let message = e.to_string();
+    let first_line = message.lines().next().unwrap_or_default().trim_end();
+    DataFusionError::Execution(format!("Delta table {uri}: {first_line}"))
 }
