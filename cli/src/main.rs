@@ -2,6 +2,7 @@
 //! Apache Ballista cluster.
 #![warn(missing_docs)]
 
+mod bench_command;
 mod result_output;
 mod sql_command;
 mod tables_command;
@@ -51,6 +52,9 @@ enum Command {
 Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         INSERT INTO t SELECT ...;  INSERT OVERWRITE t SELECT ...")]
     Sql(SqlArgs),
+    /// Benchmarks (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// List the lake's tables with format, version, rows, files and bytes.
     Tables {
         #[command(flatten)]
@@ -59,6 +63,12 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// TPC-H: the 22 queries on DataFusion, backbeat embedded and a backbeat cluster.
+    Tpch(bench_command::TpchBenchArgs),
 }
 
 #[derive(Args)]
@@ -160,6 +170,7 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Sql(args) => sql_command::run(args).await,
         Command::Tables { lake, format } => tables_command::run(&lake.lake, format).await,
+        Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
     }
 }
 

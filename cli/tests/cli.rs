@@ -84,7 +84,7 @@ fn bad_input_gives_one_clear_error_line() {
     let lake_arg = lake.path().to_str().unwrap();
     assert_one_error_line(&["sql", "--lake", lake_arg, "SELECT * FROM no_such_table"], "no_such_table");
     assert_one_error_line(&["sql", "--lake", lake_arg, "SELEC 1"], "SELEC");
-    let dead = common::free_port();
+    let dead = common::free_port().unwrap();
     assert_one_error_line(&["sql", "--lake", lake_arg, "--cluster", &format!("df://127.0.0.1:{dead}"), "SELECT 1"], &format!("127.0.0.1:{dead}"));
     assert_one_error_line(&["sql", "--lake", "/no/such/lake", "SELECT 1"], "/no/such/lake");
     assert_one_error_line(&["tables", "--lake", "/no/such/lake"], "/no/such/lake");

@@ -7,15 +7,31 @@
 //! commit) and run by executors ([`executor_process`]).
 #![warn(missing_docs)]
 
+/// Extension codecs that carry Delta providers and write nodes between client, scheduler, executors.
 pub mod codec;
+/// A Delta table pinned to one version, scanned as plain Parquet on the executors.
 pub mod delta_table;
+/// Delta writes: parallel Parquet writes on executors, one atomic commit.
 pub mod delta_write;
+/// An in-process scheduler and executor with push scheduling and an owned work directory.
 pub mod embedded_cluster;
+/// The executor process with backbeat's codecs and UDFs.
 pub mod executor_process;
+/// The lake root: Delta tables and Parquet directories as tables, time travel by `name@vN`.
 pub mod lake_catalog;
+/// A scheduler and executors as OS processes on loopback, for tests and benchmarks.
+pub mod local_cluster;
+/// Comparing results across engines, insensitive to row order and float noise.
+pub mod result_compare;
+/// The scheduler process with backbeat's codecs, UDFs and push scheduling.
 pub mod scheduler_process;
+/// Client sessions: SQL and DataFrames on a cluster, with the lake and Delta writes.
 pub mod session;
+/// Splitting SQL scripts and recognising `CREATE TABLE ... AS`.
 pub mod sql_script;
+/// Pure string functions behind the matching UDFs.
 pub mod text_similarity;
+/// TPC-H data generated as Parquet table directories.
 pub mod tpch_data;
+/// backbeat's scalar UDFs and the registry every process loads.
 pub mod udf_registry;

@@ -1,0 +1,150 @@
+//! A multi-process cluster on loopback: one scheduler and N executors, each its own OS process
+//! running the `backbeat` binary on free ports. Used by the tests and the benchmarks to exercise the
+//! same topology as a real deployment; the processes are killed when the value is dropped.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// A running scheduler with its executors.
+pub struct LocalCluster {
+    url: String,
+    port: u16,
+    children: Vec<Child>,
+    logs: Vec<PathBuf>,
+    _work: tempfile::TempDir,
+}
+
+impl LocalCluster {
+    /// Starts `executors` executors running `concurrency` tasks each, with `binary` (the
+    /// `backbeat` executable), and waits until all have registered with the scheduler.
+    pub fn start(binary: &Path, executors: usize, concurrency: usize) -> Result<Self> {
+        let work = tempfile::Builder::new().prefix("backbeat-cluster-").tempdir()?;
+        let port = free_port()?;
+        let mut cluster = Self {
+            url: format!("df://127.0.0.1:{port}"),
+            port,
+            children: vec![],
+            logs: vec![],
+            _work: work,
+        };
+        cluster.spawn(binary, "scheduler", &["scheduler", "--bind", &format!("127.0.0.1:{port}")])?;
+        wait_for(Duration::from_secs(30), "the scheduler to listen", || {
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+        })?;
+        for i in 0..executors {
+            let flight = free_port()?;
+            let grpc = free_port()?;
+            let dir = cluster._work.path().join(format!("executor-{i}"));
+            cluster.spawn(
+                binary,
+                &format!("executor-{i}"),
+                &[
+                    "executor",
+                    "--scheduler",
+                    &format!("127.0.0.1:{port}"),
+                    "--bind",
+                    &format!("127.0.0.1:{flight}"),
+                    "--grpc-port",
+                    &grpc.to_string(),
+                    "--work-dir",
+                    &dir.to_string_lossy(),
+                    "--concurrency",
+                    &concurrency.to_string(),
+                ],
+            )?;
+        }
+        let result = wait_for(Duration::from_secs(60), "the executors to register", || {
+            cluster.executor_count() == executors
+        });
+        if let Err(e) = result {
+            bail!("{e}\n{}", cluster.logs());
+        }
+        Ok(cluster)
+    }
+
+    /// `df://127.0.0.1:PORT`, for `--cluster` and [`crate::session::ClusterTarget::Remote`].
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Executors the scheduler knows, from its REST API (`/api/executors`).
+    pub fn executor_count(&self) -> usize {
+        let body = http_get(self.port, "/api/executors").unwrap_or_default();
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.as_array().map(|a| a.len()))
+            .unwrap_or(0)
+    }
+
+    /// The last lines each process logged, to explain a failure.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for log in &self.logs {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            out.push_str(&format!("--- {}\n{}\n", log.display(), tail.join("\n")));
+        }
+        out
+    }
+
+    fn spawn(&mut self, binary: &Path, name: &str, args: &[&str]) -> Result<()> {
+        let log = self._work.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(binary)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("cannot start {} {name}", binary.display()))?;
+        self.children.push(child);
+        self.logs.push(log);
+        Ok(())
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("no free loopback port")?
+        .local_addr()?
+        .port())
+}
+
+fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > limit {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Ok(())
+}
+
+/// A plain HTTP/1.0 GET on loopback: enough for the scheduler's REST API, no HTTP client needed.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status_ok = head.split_whitespace().nth(1) == Some("200");
+    status_ok.then(|| body.to_string())
+}

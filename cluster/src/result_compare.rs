@@ -1,0 +1,74 @@
+//! Comparing query results across engines (backbeat cluster, embedded, plain DataFusion): rows
+//! rendered as text with floats rounded to significant digits, then sorted, so ORDER BY ties and
+//! floating-point summation order do not count as differences.
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+/// The rows of `batches` as sorted strings, floats rounded to `digits` significant digits.
+pub fn canonical_rows(batches: &[RecordBatch], digits: usize) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<ArrayFormatter> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("every Arrow type formats"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .zip(batch.columns())
+                .map(|(f, col)| {
+                    let text = f.value(row).to_string();
+                    if col.data_type().is_floating() {
+                        text.parse::<f64>().map(|v| round_significant(v, digits)).unwrap_or(text)
+                    } else {
+                        text
+                    }
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn round_significant(v: f64, digits: usize) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    format!("{:.*e}", digits.saturating_sub(1), v)
+}
+
+/// Total rows in `batches`.
+pub fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int32Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn order_and_float_noise_do_not_matter_but_values_do() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int32, false),
+            Field::new("v", DataType::Float64, true),
+        ]));
+        let batch = |k: Vec<i32>, v: Vec<Option<f64>>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(k)), Arc::new(Float64Array::from(v))]).unwrap()
+        };
+        let a = batch(vec![1, 2], vec![Some(0.1 + 0.2), None]);
+        let b = batch(vec![2, 1], vec![None, Some(0.3)]);
+        assert_eq!(canonical_rows(&[a.clone()], 9), canonical_rows(&[b], 9));
+        let c = batch(vec![1, 2], vec![Some(0.31), None]);
+        assert_ne!(canonical_rows(&[a], 9), canonical_rows(&[c], 9));
+    }
+}
