@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use backbeat_cluster::executor_process::{ExecutorOptions, run_executor};
+use backbeat_datasets::datagen::{self, DatagenConfig, Dataset};
 use backbeat_cluster::scheduler_process::run_scheduler;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -52,6 +53,25 @@ enum Command {
 Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         INSERT INTO t SELECT ...;  INSERT OVERWRITE t SELECT ...")]
     Sql(SqlArgs),
+    /// Generate the synthetic datasets (tracks, listening, isrc, orders) at a scale, from a seed.
+    #[command(after_help = "Example: backbeat datagen --scale 1 --seed 42 --out ./lake   (Parquet tables are then queryable)")]
+    Datagen {
+        /// Scale: 1 is about 10k tracks and 100k listening events; 100 is about 1M and 10M.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Random seed: the same seed and scale give byte-identical files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long, default_value = "./lake")]
+        out: PathBuf,
+        /// Only these datasets (comma-separated: tracks, listening, isrc, orders).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Share of CSV rows and JSON lines to corrupt (recorded in manifest.json), for ingest tests.
+        #[arg(long, default_value_t = 0.0)]
+        dirty_rate: f64,
+    },
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -171,6 +191,16 @@ async fn run(command: Command) -> Result<()> {
         Command::Sql(args) => sql_command::run(args).await,
         Command::Tables { lake, format } => tables_command::run(&lake.lake, format).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
+        Command::Datagen { scale, seed, out, only, dirty_rate } => {
+            let datasets = if only.is_empty() {
+                Dataset::ALL.to_vec()
+            } else {
+                only.iter().map(|n| Dataset::parse(n)).collect::<Result<_>>()?
+            };
+            let config = DatagenConfig { scale, seed, out, datasets, dirty_rate };
+            tokio::task::spawn_blocking(move || datagen::generate(&config)).await??;
+            Ok(())
+        }
     }
 }
 
