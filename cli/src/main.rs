@@ -116,9 +116,9 @@ struct ExecutorArgs {
 /// Where the lake is.
 #[derive(Args, Clone)]
 pub struct LakeArgs {
-    /// Lake root directory: each Delta table or Parquet directory in it is a table.
+    /// Lake root: a directory or file:// URL; each Delta table or Parquet directory in it is a table.
     #[arg(long, env = "BACKBEAT_LAKE", default_value = "./lake")]
-    lake: PathBuf,
+    lake: String,
 }
 
 /// Arguments of `backbeat sql`.
@@ -189,7 +189,9 @@ async fn run(command: Command) -> Result<()> {
             .await
         }
         Command::Sql(args) => sql_command::run(args).await,
-        Command::Tables { lake, format } => tables_command::run(&lake.lake, format).await,
+        Command::Tables { lake, format } => {
+            tables_command::run(&backbeat_cluster::lake_catalog::resolve_lake_root(&lake.lake)?, format).await
+        }
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
         Command::Datagen { scale, seed, out, only, dirty_rate } => {
             let datasets = if only.is_empty() {

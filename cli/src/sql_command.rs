@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{Array, UInt64Array};
+use backbeat_cluster::lake_catalog::resolve_lake_root;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,7 +25,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         bail!("no SQL statement given");
     }
 
-    let lake = ensure_lake(&args.lake.lake, args.lake_is_default())?;
+    let lake = ensure_lake(&resolve_lake_root(&args.lake.lake)?, args.lake_is_default())?;
     let target = match &args.cluster {
         Some(url) => ClusterTarget::Remote(url.clone()),
         None => ClusterTarget::Embedded { concurrency: 0 },
@@ -64,7 +65,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
 
 impl SqlArgs {
     fn lake_is_default(&self) -> bool {
-        std::env::var_os("BACKBEAT_LAKE").is_none() && self.lake.lake == std::path::Path::new("./lake")
+        std::env::var_os("BACKBEAT_LAKE").is_none() && self.lake.lake == "./lake"
     }
 }
 

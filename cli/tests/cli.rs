@@ -88,6 +88,10 @@ fn bad_input_gives_one_clear_error_line() {
     assert_one_error_line(&["sql", "--lake", lake_arg, "--cluster", &format!("df://127.0.0.1:{dead}"), "SELECT 1"], &format!("127.0.0.1:{dead}"));
     assert_one_error_line(&["sql", "--lake", "/no/such/lake", "SELECT 1"], "/no/such/lake");
     assert_one_error_line(&["tables", "--lake", "/no/such/lake"], "/no/such/lake");
+    assert_one_error_line(&["sql", "--lake", "s3://bucket/lake", "SELECT 1"], "s3://");
+    let as_url = format!("file://{lake_arg}");
+    let out = run_cli(&["sql", "--lake", &as_url, "SELECT 1 AS one"]);
+    assert!(out.status.success(), "a file:// lake URL works: {}", String::from_utf8_lossy(&out.stderr));
 
     // A corrupt Delta log: the commit file is cut short.
     let out = run_cli(&["sql", "--lake", lake_arg, "CREATE TABLE broken AS SELECT 1 AS x"]);

@@ -146,6 +146,15 @@ async fn delta_reads_and_writes_through_cluster_and_embedded() {
         assert_eq!(count(session, "SELECT count(*) FROM nums").await, 20000);
     }
 
+    // File statistics prune too: a new file holds only n >= 100000, so a filter on n skips the rest.
+    collect(&remote, "INSERT INTO nums SELECT unnest(range(100000, 101000))").await;
+    let url = url::Url::from_directory_path(lake.join("nums")).unwrap();
+    let provider = DeltaTableProvider::open(&url, None).await.unwrap();
+    let all = scanned_files(provider.scan(&state, None, &[], None).await.unwrap());
+    let high = scanned_files(provider.scan(&state, None, &[col("n").gt_eq(lit(100000i64))], None).await.unwrap());
+    assert!(high >= 1 && high < all, "min/max statistics pruned to {high} of {all} files");
+    assert_eq!(count(&remote, "SELECT count(*) FROM nums WHERE n >= 100000").await, 1000);
+
     // Ballista must not have lost an executor on the way.
     assert_eq!(cluster.executor_count(), 2);
 }

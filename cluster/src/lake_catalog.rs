@@ -20,6 +20,23 @@ use url::Url;
 
 use crate::delta_table::DeltaTableProvider;
 
+/// Turns a `--lake` argument into a directory: a path, or a `file://` URL. Object-store URLs
+/// (`s3://`, `gs://`, `az://`) are refused with a clear message: the lake must be a local or shared
+/// file system for now.
+pub fn resolve_lake_root(arg: &str) -> Result<PathBuf> {
+    match Url::parse(arg) {
+        Ok(url) if url.scheme() == "file" => url
+            .to_file_path()
+            .map_err(|_| DataFusionError::Configuration(format!("lake URL {arg} is not a local path"))),
+        // A one-letter "scheme" is a Windows drive, not a URL.
+        Ok(url) if url.scheme().len() > 1 => Err(DataFusionError::NotImplemented(format!(
+            "lake {arg}: {}:// lakes are not supported yet; use a local or shared file system path",
+            url.scheme()
+        ))),
+        _ => Ok(PathBuf::from(arg)),
+    }
+}
+
 /// Where a lake table lives and in which format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableFormat {
