@@ -162,7 +162,7 @@ pub fn generate(seed: u64, users: u64, events: u64, tracks: &TrackIndex, dir: &P
     let mut entry_sink = ParquetSink::create(&dir.join("user_playlist_tracks.parquet"), playlist_tracks_schema())?;
 
     let mut u_cols: (Vec<i64>, Vec<&str>, Vec<i32>, Vec<&str>) = Default::default();
-    let mut e_cols: (Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<bool>) = Default::default();
+    let mut e_cols = EventColumns::default();
     let mut p_cols: (Vec<i64>, Vec<i64>, Vec<String>, Vec<i64>) = Default::default();
     let mut t_cols: (Vec<i64>, Vec<i32>, Vec<String>) = Default::default();
     let mut counts = ListeningCounts::default();
@@ -204,15 +204,7 @@ pub fn generate(seed: u64, users: u64, events: u64, tracks: &TrackIndex, dir: &P
                 at += ms * 1000 + rng.random_range(0..5_000_000);
                 counts.events += 1;
                 if e_cols.0.len() == BATCH_ROWS {
-                    let c = std::mem::take(&mut e_cols);
-                    event_sink.write(vec![
-                        col(Int64Array::from(c.0)),
-                        col(StringArray::from(c.1)),
-                        col(TimestampMicrosecondArray::from(c.2).with_timezone("UTC")),
-                        col(Int64Array::from(c.3)),
-                        col(Int64Array::from(c.4)),
-                        col(BooleanArray::from(c.5)),
-                    ])?;
+                    write_events(&mut event_sink, &mut e_cols)?;
                     progress(counts.events);
                 }
             }
@@ -246,23 +238,31 @@ pub fn generate(seed: u64, users: u64, events: u64, tracks: &TrackIndex, dir: &P
         }
     }
     flush_users_playlists(&mut user_sink, &mut playlist_sink, &mut entry_sink, &mut u_cols, &mut p_cols, &mut t_cols)?;
-    if !e_cols.0.is_empty() {
-        let c = std::mem::take(&mut e_cols);
-        event_sink.write(vec![
-            col(Int64Array::from(c.0)),
-            col(StringArray::from(c.1)),
-            col(TimestampMicrosecondArray::from(c.2).with_timezone("UTC")),
-            col(Int64Array::from(c.3)),
-            col(Int64Array::from(c.4)),
-            col(BooleanArray::from(c.5)),
-        ])?;
-    }
+    write_events(&mut event_sink, &mut e_cols)?;
     progress(counts.events);
     user_sink.close()?;
     event_sink.close()?;
     playlist_sink.close()?;
     entry_sink.close()?;
     Ok(counts)
+}
+
+/// Listening-event columns: user, track, played_at, session, ms_played, skipped.
+type EventColumns = (Vec<i64>, Vec<String>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<bool>);
+
+fn write_events(sink: &mut ParquetSink, cols: &mut EventColumns) -> Result<()> {
+    if cols.0.is_empty() {
+        return Ok(());
+    }
+    let c = std::mem::take(cols);
+    sink.write(vec![
+        col(Int64Array::from(c.0)),
+        col(StringArray::from(c.1)),
+        col(TimestampMicrosecondArray::from(c.2).with_timezone("UTC")),
+        col(Int64Array::from(c.3)),
+        col(Int64Array::from(c.4)),
+        col(BooleanArray::from(c.5)),
+    ])
 }
 
 #[allow(clippy::type_complexity)]
