@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod bench_command;
+mod jobs_command;
 mod result_output;
 mod sql_command;
 mod tables_command;
@@ -71,6 +72,43 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         /// Share of CSV rows and JSON lines to corrupt (recorded in manifest.json), for ingest tests.
         #[arg(long, default_value_t = 0.0)]
         dirty_rate: f64,
+    },
+    /// Run a job from the catalogue (see `backbeat jobs`) or a SQL script path, with parameters.
+    #[command(after_help = "Example: backbeat run order_analysis --param duplicate_window_minutes=30")]
+    Run {
+        /// Catalogue name, or a path to a .sql script.
+        job: String,
+        /// A parameter, name=value (repeat for several).
+        #[arg(long = "param", short = 'p')]
+        params: Vec<String>,
+        /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
+        #[arg(long, env = "BACKBEAT_CLUSTER")]
+        cluster: Option<String>,
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Output format of the report.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// List the job catalogue with descriptions and parameters.
+    Jobs {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Show recent job runs from the lake's run history (backbeat_runs).
+    Runs {
+        /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
+        #[arg(long, env = "BACKBEAT_CLUSTER")]
+        cluster: Option<String>,
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
     },
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
@@ -193,6 +231,15 @@ async fn run(command: Command) -> Result<()> {
             tables_command::run(&backbeat_cluster::lake_catalog::resolve_lake_root(&lake.lake)?, format).await
         }
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
+        Command::Run { job, params, cluster, lake, format } => {
+            let lake = existing_lake(&lake.lake)?;
+            jobs_command::run(&job, &params, cluster, &lake, format).await
+        }
+        Command::Jobs { format } => jobs_command::list(format),
+        Command::Runs { cluster, lake, limit, format } => {
+            let lake = existing_lake(&lake.lake)?;
+            jobs_command::history(cluster, &lake, limit, format).await
+        }
         Command::Datagen { scale, seed, out, only, dirty_rate } => {
             let datasets = if only.is_empty() {
                 Dataset::ALL.to_vec()
@@ -204,6 +251,15 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The lake root named by `arg`, which must exist.
+fn existing_lake(arg: &str) -> Result<PathBuf> {
+    let path = backbeat_cluster::lake_catalog::resolve_lake_root(arg)?;
+    if !path.is_dir() {
+        anyhow::bail!("lake root {} does not exist", path.display());
+    }
+    Ok(path)
 }
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` overrides. Servers log at info; client commands

@@ -68,8 +68,9 @@ pub fn product(seed: u64, id: u64) -> Product {
         6 => format!("Guitar strings {}-{}", rng.random_range(9..12), rng.random_range(42..52)),
         _ => format!("Gift card {}", rng.random_range(1..5) * 25),
     };
-    let price = if category == 7 { (rng.random_range(1..5) * 25) as f64 } else { ((rng.random_range(lo..hi) * 100.0).floor() + 0.99) / 100.0 };
-    Product { id, name, category, price: price.max(lo.min(price)) }
+    // Shop prices end in .99, except gift cards.
+    let price = if category == 7 { (rng.random_range(1..5) * 25) as f64 } else { rng.random_range(lo..hi).floor() + 0.99 };
+    Product { id, name, category, price }
 }
 
 /// Day-of-week weights, Monday first: weekends are busiest.

@@ -1,7 +1,8 @@
--- Catalogue analytics over the real Chinook catalogue (seeds 001/003): load the CSVs the
--- repository ships into Delta tables, then report per genre: tracks, albums, average length,
--- sales, and the artist with the most tracks. Run from the repository root:
---   backbeat sql -f jobs/sql/chinook_genres.sql
+-- job: chinook_genres
+-- description: Catalogue analytics on the real Chinook catalogue (seeds 001/003): per genre tracks, albums, length, sales, top artist
+--
+-- Loads the Chinook CSVs into Delta tables and reports per genre. Also runs as a plain script:
+--   backbeat sql -f jobs/sql/chinook_genres.sql   (from the repository root)
 CREATE EXTERNAL TABLE chinook_track_csv STORED AS CSV LOCATION 'datasets/chinook/track.csv' OPTIONS ('format.has_header' 'true');
 CREATE EXTERNAL TABLE chinook_genre_csv STORED AS CSV LOCATION 'datasets/chinook/genre.csv' OPTIONS ('format.has_header' 'true');
 CREATE EXTERNAL TABLE chinook_album_csv STORED AS CSV LOCATION 'datasets/chinook/album.csv' OPTIONS ('format.has_header' 'true');

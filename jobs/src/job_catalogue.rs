@@ -1,0 +1,84 @@
+//! The job catalogue: SQL scripts under `jobs/sql/`, compiled into the binary, each starting with a
+//! header that names it, describes it and declares its parameters:
+//!
+//! ```sql
+//! -- job: order_analysis
+//! -- description: Seed 002's order questions on generated orders
+//! -- param: orders_csv path = lake/sources/orders/orders.csv -- orders (order_id, customer_id, order_ts)
+//! ```
+//!
+//! `backbeat run` also takes a path to any SQL script with the same (optional) header.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::job_params::{ParamSpec, parse_param_line, placeholders};
+
+/// A runnable job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Catalogue name (or the script's file stem).
+    pub name: String,
+    /// One line saying what it does.
+    pub description: String,
+    /// Declared parameters.
+    pub params: Vec<ParamSpec>,
+    /// The SQL script, with `${param}` placeholders.
+    pub sql: String,
+}
+
+/// The catalogue's scripts, compiled in.
+const BUILTIN: [&str; 6] = [
+    include_str!("../sql/order_analysis.sql"),
+    include_str!("../sql/order_analysis_cdnow.sql"),
+    include_str!("../sql/order_analysis_pizza.sql"),
+    include_str!("../sql/shop_prices.sql"),
+    include_str!("../sql/catalogue_analytics.sql"),
+    include_str!("../sql/chinook_genres.sql"),
+];
+
+impl Job {
+    /// Parses a script and its header; `fallback_name` names a script without `-- job:`.
+    pub fn parse(script: &str, fallback_name: &str) -> Result<Self> {
+        let mut job = Job { name: fallback_name.to_string(), description: String::new(), params: vec![], sql: script.to_string() };
+        for line in script.lines().take_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty()) {
+            let text = line.trim_start().trim_start_matches('-').trim();
+            if let Some(name) = text.strip_prefix("job:") {
+                job.name = name.trim().to_string();
+            } else if let Some(description) = text.strip_prefix("description:") {
+                job.description = description.trim().to_string();
+            } else if let Some(param) = parse_param_line(line)? {
+                job.params.push(param);
+            }
+        }
+        for used in placeholders(script) {
+            if !job.params.iter().any(|p| p.name == used) {
+                bail!("job {}: ${{{used}}} is used but not declared (add `-- param: {used} <type> ...` to its header)", job.name);
+            }
+        }
+        Ok(job)
+    }
+}
+
+/// Every job in the catalogue, sorted by name.
+pub fn catalogue() -> Vec<Job> {
+    let mut jobs: Vec<Job> = BUILTIN.iter().map(|s| Job::parse(s, "unnamed").expect("built-in jobs parse")).collect();
+    jobs.sort_by(|a, b| a.name.cmp(&b.name));
+    jobs
+}
+
+/// Finds a job by catalogue name or, if `name` is a path to a `.sql` file, loads it.
+pub fn find(name: &str) -> Result<Job> {
+    if let Some(job) = catalogue().into_iter().find(|j| j.name == name) {
+        return Ok(job);
+    }
+    let path = Path::new(name);
+    if path.extension().is_some_and(|e| e == "sql") {
+        let script = std::fs::read_to_string(path).with_context(|| format!("cannot read job script {}", path.display()))?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        return Job::parse(&script, &stem);
+    }
+    let names: Vec<String> = catalogue().into_iter().map(|j| j.name).collect();
+    bail!("unknown job '{name}'; the catalogue has: {} (or give a path to a .sql script)", names.join(", "))
+}
