@@ -29,7 +29,7 @@ pub async fn run(job: &str, params: &[String], cluster: Option<String>, lake: &P
     let job = find(job)?;
     let params = parse_params(params)?;
     // Bind before connecting: bad parameters must fail fast and run nothing.
-    backbeat_jobs::job_params::bind(&job.name, &job.params, &job.sql, &params)?;
+    backbeat_jobs::job_params::bind(&job.name, &job.params, job.script(), &params)?;
     let target = match cluster {
         Some(url) => ClusterTarget::Remote(url),
         None => ClusterTarget::Embedded { concurrency: 0 },

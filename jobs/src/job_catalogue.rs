@@ -15,6 +15,30 @@ use anyhow::{Context, Result, bail};
 
 use crate::job_params::{ParamSpec, parse_param_line, placeholders};
 
+/// A Rust job's entry point: the session and the bound parameter values.
+pub type RustJobFn = for<'a> fn(
+    &'a backbeat_cluster::session::BackbeatSession,
+    &'a std::collections::BTreeMap<String, String>,
+) -> futures::future::BoxFuture<'a, Result<crate::job_runner::RustJobOutput>>;
+
+/// What a job runs.
+#[derive(Clone)]
+pub enum JobBody {
+    /// A SQL script with `${param}` placeholders.
+    Sql(String),
+    /// A Rust function using the DataFrame API (one file per job in `jobs/src/`).
+    Rust(RustJobFn),
+}
+
+impl std::fmt::Debug for JobBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobBody::Sql(sql) => write!(f, "Sql({} bytes)", sql.len()),
+            JobBody::Rust(_) => write!(f, "Rust"),
+        }
+    }
+}
+
 /// A runnable job.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -24,8 +48,8 @@ pub struct Job {
     pub description: String,
     /// Declared parameters.
     pub params: Vec<ParamSpec>,
-    /// The SQL script, with `${param}` placeholders.
-    pub sql: String,
+    /// What it runs.
+    pub body: JobBody,
 }
 
 /// The catalogue's scripts, compiled in.
@@ -39,9 +63,17 @@ const BUILTIN: [&str; 6] = [
 ];
 
 impl Job {
+    /// The SQL script (empty for a Rust job), whose `${param}` placeholders are bound.
+    pub fn script(&self) -> &str {
+        match &self.body {
+            JobBody::Sql(sql) => sql,
+            JobBody::Rust(_) => "",
+        }
+    }
+
     /// Parses a script and its header; `fallback_name` names a script without `-- job:`.
     pub fn parse(script: &str, fallback_name: &str) -> Result<Self> {
-        let mut job = Job { name: fallback_name.to_string(), description: String::new(), params: vec![], sql: script.to_string() };
+        let mut job = Job { name: fallback_name.to_string(), description: String::new(), params: vec![], body: JobBody::Sql(script.to_string()) };
         for line in script.lines().take_while(|l| l.trim_start().starts_with("--") || l.trim().is_empty()) {
             let text = line.trim_start().trim_start_matches('-').trim();
             if let Some(name) = text.strip_prefix("job:") {
@@ -61,9 +93,26 @@ impl Job {
     }
 }
 
+fn rust_jobs() -> Vec<Job> {
+    use crate::job_params::{ParamSpec as P, ParamType as T};
+    let param = |name: &str, ty, default: &str, help: &str| P { name: name.into(), ty, default: Some(default.into()), help: help.into() };
+    vec![Job {
+        name: "user_top_genres".into(),
+        description: "Each listener's most played genres (DataFrame API), for genre-aware recommendations".into(),
+        params: vec![
+            param("events", T::Table, "listening_events", "listening events: user_id, track_id"),
+            param("tracks", T::Table, "tracks", "tracks: track_id, track_genre"),
+            param("out", T::Table, "user_top_genres", "table to write"),
+            param("top", T::Int, "3", "genres kept per listener"),
+        ],
+        body: JobBody::Rust(|session, params| Box::pin(crate::user_top_genres::run(session, params))),
+    }]
+}
+
 /// Every job in the catalogue, sorted by name.
 pub fn catalogue() -> Vec<Job> {
     let mut jobs: Vec<Job> = BUILTIN.iter().map(|s| Job::parse(s, "unnamed").expect("built-in jobs parse")).collect();
+    jobs.extend(rust_jobs());
     jobs.sort_by(|a, b| a.name.cmp(&b.name));
     jobs
 }

@@ -1,5 +1,6 @@
-//! Running a job: bind its parameters, run its statements in order on the cluster, keep the results
-//! of its queries as the report, count the rows its writes wrote, and record the run.
+//! Running a job: bind its parameters, run it on the cluster (a SQL script statement by statement,
+//! or a Rust job's function), keep its query results as the report, count the rows it wrote, and
+//! record the run in the history, whether it succeeded or not.
 
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use backbeat_cluster::session::BackbeatSession;
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 
-use crate::job_catalogue::Job;
+use crate::job_catalogue::{Job, JobBody};
 use crate::job_params::bind;
 use crate::run_history::{RunRecord, record};
 
@@ -25,6 +26,15 @@ pub struct ReportSection {
     pub batches: Vec<RecordBatch>,
 }
 
+/// What a Rust job returns: its report and the rows it wrote.
+#[derive(Debug, Clone, Default)]
+pub struct RustJobOutput {
+    /// Report sections, in order.
+    pub report: Vec<ReportSection>,
+    /// Rows written to lake tables.
+    pub rows_written: u64,
+}
+
 /// What a successful run produced.
 #[derive(Debug, Clone)]
 pub struct JobOutcome {
@@ -37,33 +47,17 @@ pub struct JobOutcome {
 /// Runs `job` with `given` parameters. Bad parameters fail before anything runs; a failing
 /// statement stops the job, and the failure is recorded in the history too.
 pub async fn run_job(session: &BackbeatSession, job: &Job, given: &[(String, String)]) -> Result<JobOutcome> {
-    let (sql, params) = bind(&job.name, &job.params, &job.sql, given)?;
-    let statements = split_statements(&sql);
+    let (sql, params) = bind(&job.name, &job.params, job.script(), given)?;
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
-    let mut report = Vec::new();
-    let mut rows_written = 0u64;
-    let mut failure = None;
-    for (i, statement) in statements.iter().enumerate() {
-        let result = async {
-            let df = session.sql(statement).await?;
-            let schema = df.schema().as_arrow().clone();
-            anyhow::Ok((schema, df.collect().await?))
-        }
-        .await
-        .with_context(|| format!("job {} statement {} of {}", job.name, i + 1, statements.len()));
-        match result {
-            Ok((schema, batches)) if returns_rows(statement) => {
-                let title = statement.lines().next().unwrap_or_default().to_string();
-                report.push(ReportSection { title, schema, batches });
-            }
-            Ok((_, batches)) => rows_written += written(&batches),
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
+    let result = match &job.body {
+        JobBody::Sql(_) => run_statements(session, &job.name, &sql).await,
+        JobBody::Rust(entry) => entry(session, &params).await.map_err(|e| (e.context(format!("job {}", job.name)), 0)),
+    };
+    let (failure, rows_written) = match &result {
+        Ok(out) => (None, out.rows_written),
+        Err((e, rows)) => (Some(format!("{e:#}")), *rows),
+    };
     let run = RunRecord {
         run_id: uuid::Uuid::new_v4().to_string(),
         job: job.name.clone(),
@@ -72,16 +66,41 @@ pub async fn run_job(session: &BackbeatSession, job: &Job, given: &[(String, Str
         ended_at: started_at + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default(),
         status: if failure.is_some() { "failed" } else { "succeeded" }.to_string(),
         rows_written,
-        error: failure.as_ref().map(|e| format!("{e:#}")),
+        error: failure,
     };
     record(session, &run).await.context("cannot record the run in backbeat_runs")?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(JobOutcome { run, report }),
+    match result {
+        Ok(out) => Ok(JobOutcome { run, report: out.report }),
+        Err((e, _)) => Err(e),
     }
 }
 
-fn written(batches: &[RecordBatch]) -> u64 {
+/// Runs a bound script's statements in order; on failure, the error and the rows written so far.
+async fn run_statements(session: &BackbeatSession, job: &str, sql: &str) -> Result<RustJobOutput, (anyhow::Error, u64)> {
+    let statements = split_statements(sql);
+    let mut out = RustJobOutput::default();
+    for (i, statement) in statements.iter().enumerate() {
+        let result = async {
+            let df = session.sql(statement).await?;
+            let schema = df.schema().as_arrow().clone();
+            anyhow::Ok((schema, df.collect().await?))
+        }
+        .await
+        .with_context(|| format!("job {job} statement {} of {}", i + 1, statements.len()));
+        match result {
+            Ok((schema, batches)) if returns_rows(statement) => {
+                let title = statement.lines().next().unwrap_or_default().to_string();
+                out.report.push(ReportSection { title, schema, batches });
+            }
+            Ok((_, batches)) => out.rows_written += written(&batches),
+            Err(e) => return Err((e, out.rows_written)),
+        }
+    }
+    Ok(out)
+}
+
+/// Rows a write reported (DataFusion's DML result: one `count` column).
+pub fn written(batches: &[RecordBatch]) -> u64 {
     batches
         .iter()
         .filter_map(|b| b.column_by_name("count"))

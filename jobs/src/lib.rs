@@ -1,5 +1,6 @@
-//! backbeat's jobs: a catalogue of named, parameterised SQL jobs (`jobs/sql/`), run on the cluster
-//! with typed parameters and a Delta run history.
+//! backbeat's jobs: a catalogue of named, parameterised jobs, SQL scripts (`jobs/sql/`) and Rust
+//! DataFrame jobs (one file each in `jobs/src/`), run on the cluster with typed parameters and a
+//! Delta run history.
 #![warn(missing_docs)]
 
 /// The catalogue of jobs and loading a job from a script.
@@ -10,3 +11,5 @@ pub mod job_params;
 pub mod job_runner;
 /// The `backbeat_runs` Delta table.
 pub mod run_history;
+/// Rust job: each listener's most played genres.
+pub mod user_top_genres;
