@@ -74,6 +74,15 @@ async fn delta_reads_and_writes_through_cluster_and_embedded() {
     collect(&embedded, "CREATE TABLE nation_d AS SELECT * FROM nation").await;
     assert_eq!(latest_version(lake, "lineitem_d").await, 0);
     assert!(lake.join("orders_d/o_orderstatus=F").is_dir(), "Hive-style partition directories");
+    // Rows are shuffled by partition value before writing: one file per value, not one per task.
+    let statuses = count(&remote, "SELECT count(DISTINCT o_orderstatus) FROM orders").await;
+    let files: usize = std::fs::read_dir(lake.join("orders_d"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "_delta_log")
+        .map(|dir| std::fs::read_dir(dir.path()).unwrap().count())
+        .sum();
+    assert_eq!(files as u64, statuses, "one data file per partition value");
 
     // The same SQL over Parquet and over Delta, remote and embedded, equals single-process
     // DataFusion over the Parquet files. Row counts catch any scan duplicated across executors.

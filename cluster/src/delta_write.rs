@@ -207,6 +207,8 @@ pub struct DeltaWriteExec {
     input: Arc<dyn ExecutionPlan>,
     spec: DeltaWriteSpec,
     properties: Arc<PlanProperties>,
+    /// The partition columns in the input, by which rows are hash-distributed before writing.
+    partition_exprs: Vec<Arc<dyn PhysicalExpr>>,
 }
 
 impl DeltaWriteExec {
@@ -217,6 +219,12 @@ impl DeltaWriteExec {
 
     /// Re-creates the node from its wire form.
     pub fn from_spec(input: Arc<dyn ExecutionPlan>, spec: DeltaWriteSpec) -> Self {
+        let input_schema = input.schema();
+        let partition_exprs = spec
+            .partition_columns
+            .iter()
+            .filter_map(|c| input_schema.index_of(c).ok().map(|i| Arc::new(Column::new(c, i)) as Arc<dyn PhysicalExpr>))
+            .collect();
         let schema = add_actions_schema();
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema),
@@ -224,7 +232,7 @@ impl DeltaWriteExec {
             EmissionType::Final,
             Boundedness::Bounded,
         ));
-        Self { input, spec, properties }
+        Self { input, spec, properties, partition_exprs }
     }
 
     /// The wire form of this node.
@@ -272,6 +280,17 @@ impl ExecutionPlan for DeltaWriteExec {
 
     fn maintains_input_order(&self) -> Vec<bool> {
         vec![false]
+    }
+
+    /// A partitioned table gets each partition value's rows in one task (DataFusion inserts the
+    /// hash shuffle), so a value is written as one file rather than one per task: what Databricks
+    /// calls optimized writes. 16 tasks writing 114 genres would otherwise leave 1,824 small files.
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        if self.partition_exprs.is_empty() {
+            vec![Distribution::UnspecifiedDistribution]
+        } else {
+            vec![Distribution::KeyPartitioned(self.partition_exprs.clone())]
+        }
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
