@@ -11,6 +11,7 @@ use backbeat_jobs::job_catalogue::{catalogue, find};
 use backbeat_jobs::job_runner::run_job;
 use backbeat_jobs::run_history::RUNS_TABLE;
 
+use crate::LakeArgs;
 use crate::result_output::{OutputFormat, ResultWriter};
 
 /// Splits `k=v` parameter arguments.
@@ -25,11 +26,13 @@ pub fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 /// Runs `backbeat run`.
-pub async fn run(job: &str, params: &[String], cluster: Option<String>, lake: &Path, format: OutputFormat) -> Result<()> {
+pub async fn run(job: &str, params: &[String], cluster: Option<String>, lake: &LakeArgs, format: OutputFormat) -> Result<()> {
     let job = find(job)?;
     let params = parse_params(params)?;
-    // Bind before connecting: bad parameters must fail fast and run nothing.
+    // Bind before anything else, the lake included: bad parameters must fail fast and run nothing.
     backbeat_jobs::job_params::bind(&job.name, &job.params, job.script(), &params)?;
+    let lake = lake.root()?;
+    let lake = lake.as_path();
     let target = match cluster {
         Some(url) => ClusterTarget::Remote(url),
         None => ClusterTarget::Embedded { concurrency: 0 },

@@ -155,8 +155,26 @@ struct ExecutorArgs {
 #[derive(Args, Clone)]
 pub struct LakeArgs {
     /// Lake root: a directory or file:// URL; each Delta table or Parquet directory in it is a table.
-    #[arg(long, env = "BACKBEAT_LAKE", default_value = "./lake")]
+    #[arg(long, env = "BACKBEAT_LAKE", default_value = DEFAULT_LAKE)]
     lake: String,
+}
+
+const DEFAULT_LAKE: &str = "./lake";
+
+impl LakeArgs {
+    /// The lake root directory. The default lake (`./lake`) is created on first use; a lake the
+    /// user named must exist, so a typo is an error rather than a silently empty lake.
+    pub fn root(&self) -> Result<PathBuf> {
+        let path = backbeat_cluster::lake_catalog::resolve_lake_root(&self.lake)?;
+        let is_default = std::env::var_os("BACKBEAT_LAKE").is_none() && self.lake == DEFAULT_LAKE;
+        if !path.is_dir() {
+            if !is_default {
+                anyhow::bail!("lake root {} does not exist", path.display());
+            }
+            std::fs::create_dir_all(&path).with_context(|| format!("cannot create lake {}", path.display()))?;
+        }
+        Ok(path)
+    }
 }
 
 /// Arguments of `backbeat sql`.
@@ -227,19 +245,11 @@ async fn run(command: Command) -> Result<()> {
             .await
         }
         Command::Sql(args) => sql_command::run(args).await,
-        Command::Tables { lake, format } => {
-            tables_command::run(&backbeat_cluster::lake_catalog::resolve_lake_root(&lake.lake)?, format).await
-        }
+        Command::Tables { lake, format } => tables_command::run(&lake.root()?, format).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
-        Command::Run { job, params, cluster, lake, format } => {
-            let lake = existing_lake(&lake.lake)?;
-            jobs_command::run(&job, &params, cluster, &lake, format).await
-        }
+        Command::Run { job, params, cluster, lake, format } => jobs_command::run(&job, &params, cluster, &lake, format).await,
         Command::Jobs { format } => jobs_command::list(format),
-        Command::Runs { cluster, lake, limit, format } => {
-            let lake = existing_lake(&lake.lake)?;
-            jobs_command::history(cluster, &lake, limit, format).await
-        }
+        Command::Runs { cluster, lake, limit, format } => jobs_command::history(cluster, &lake.root()?, limit, format).await,
         Command::Datagen { scale, seed, out, only, dirty_rate } => {
             let datasets = if only.is_empty() {
                 Dataset::ALL.to_vec()
@@ -251,15 +261,6 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The lake root named by `arg`, which must exist.
-fn existing_lake(arg: &str) -> Result<PathBuf> {
-    let path = backbeat_cluster::lake_catalog::resolve_lake_root(arg)?;
-    if !path.is_dir() {
-        anyhow::bail!("lake root {} does not exist", path.display());
-    }
-    Ok(path)
 }
 
 /// Logs go to stderr through `tracing`; `RUST_LOG` overrides. Servers log at info; client commands

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{Array, UInt64Array};
-use backbeat_cluster::lake_catalog::resolve_lake_root;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,7 +24,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         bail!("no SQL statement given");
     }
 
-    let lake = ensure_lake(&resolve_lake_root(&args.lake.lake)?, args.lake_is_default())?;
+    let lake = args.lake.root()?;
     let target = match &args.cluster {
         Some(url) => ClusterTarget::Remote(url.clone()),
         None => ClusterTarget::Embedded { concurrency: 0 },
@@ -61,25 +60,6 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         }
     }
     out.finish()
-}
-
-impl SqlArgs {
-    fn lake_is_default(&self) -> bool {
-        std::env::var_os("BACKBEAT_LAKE").is_none() && self.lake.lake == "./lake"
-    }
-}
-
-/// The default lake (`./lake`) is created on first use; a lake the user named must exist, so a
-/// typo is an error rather than a silently empty lake.
-fn ensure_lake(path: &std::path::Path, is_default: bool) -> Result<std::path::PathBuf> {
-    if !path.exists() {
-        if is_default {
-            std::fs::create_dir_all(path).with_context(|| format!("cannot create lake {}", path.display()))?;
-        } else {
-            bail!("lake root {} does not exist", path.display());
-        }
-    }
-    Ok(path.to_path_buf())
 }
 
 fn spinner(total: usize, index: usize, sql: &str) -> ProgressBar {

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use backbeat_cluster::lake_catalog::LakeCatalog;
@@ -12,9 +12,6 @@ use crate::result_output::{OutputFormat, ResultWriter};
 
 /// Runs `backbeat tables`.
 pub async fn run(lake_root: &Path, format: OutputFormat) -> Result<()> {
-    if !lake_root.exists() {
-        bail!("lake root {} does not exist", lake_root.display());
-    }
     let lake = LakeCatalog::open(lake_root)?;
     let mut summaries = Vec::new();
     for name in lake.table_names_in_lake() {

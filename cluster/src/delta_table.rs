@@ -149,21 +149,23 @@ impl DeltaTableProvider {
             .map_err(|e| delta_err(&self.spec.uri, e))?
             .snapshot()
             .clone();
-        if snapshot.protocol().min_reader_version() >= 3
-            && snapshot
-                .protocol()
-                .reader_features()
-                .is_some_and(|f| !f.is_empty())
-        {
-            // Deletion vectors and column mapping change what a Parquet file means; reading the
-            // files as plain Parquet would return deleted rows or wrong columns. Refuse loudly.
-            let features = format!("{:?}", snapshot.protocol().reader_features());
-            if features.contains("DeletionVectors") || features.contains("ColumnMapping") {
-                return Err(DataFusionError::NotImplemented(format!(
-                    "Delta table {} uses reader features {features}, which backbeat does not read yet",
-                    self.spec.uri
-                )));
-            }
+        // Deletion vectors and column mapping change what a Parquet file means: reading the files
+        // as plain Parquet would return deleted rows or wrong columns. Refuse loudly instead.
+        let deletion_vectors = snapshot
+            .protocol()
+            .reader_features()
+            .is_some_and(|features| format!("{features:?}").contains("DeletionVectors"));
+        let column_mapping = snapshot
+            .metadata()
+            .configuration()
+            .get("delta.columnMapping.mode")
+            .is_some_and(|mode| mode != "none");
+        if deletion_vectors || column_mapping {
+            let what = if deletion_vectors { "deletion vectors" } else { "column mapping" };
+            return Err(DataFusionError::NotImplemented(format!(
+                "Delta table {} uses {what}, which backbeat cannot read yet",
+                self.spec.uri
+            )));
         }
         let files: Vec<LogicalFileView> = snapshot.log_data().iter().collect();
 

@@ -68,10 +68,17 @@ pub async fn run_job(session: &BackbeatSession, job: &Job, given: &[(String, Str
         rows_written,
         error: failure,
     };
-    record(session, &run).await.context("cannot record the run in backbeat_runs")?;
-    match result {
-        Ok(out) => Ok(JobOutcome { run, report: out.report }),
-        Err((e, _)) => Err(e),
+    let recorded = record(session, &run).await;
+    match (result, recorded) {
+        (Ok(out), Ok(())) => Ok(JobOutcome { run, report: out.report }),
+        (Ok(_), Err(e)) => Err(e.context("the job succeeded but its run could not be recorded in backbeat_runs")),
+        // The job's own failure is the news; a history that could not be written is secondary.
+        (Err((e, _)), recorded) => {
+            if let Err(history) = recorded {
+                tracing::warn!("could not record the failed run of {} in backbeat_runs: {history:#}", job.name);
+            }
+            Err(e)
+        }
     }
 }
 
