@@ -1,17 +1,15 @@
 //! `backbeat run`, `backbeat jobs` and `backbeat runs`: the job catalogue from the command line.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_jobs::job_catalogue::{catalogue, find};
 use backbeat_jobs::job_runner::run_job;
 use backbeat_jobs::run_history::RUNS_TABLE;
 
-use crate::LakeArgs;
+use crate::SessionArgs;
 use crate::result_output::{OutputFormat, ResultWriter};
 
 /// Splits `k=v` parameter arguments.
@@ -26,18 +24,12 @@ pub fn parse_params(raw: &[String]) -> Result<Vec<(String, String)>> {
 }
 
 /// Runs `backbeat run`.
-pub async fn run(job: &str, params: &[String], cluster: Option<String>, lake: &LakeArgs, format: OutputFormat) -> Result<()> {
+pub async fn run(job: &str, params: &[String], session: &SessionArgs, format: OutputFormat) -> Result<()> {
     let job = find(job)?;
     let params = parse_params(params)?;
     // Bind before anything else, the lake included: bad parameters must fail fast and run nothing.
     backbeat_jobs::job_params::bind(&job.name, &job.params, job.script(), &params)?;
-    let lake = lake.root()?;
-    let lake = lake.as_path();
-    let target = match cluster {
-        Some(url) => ClusterTarget::Remote(url),
-        None => ClusterTarget::Embedded { concurrency: 0 },
-    };
-    let session = BackbeatSession::connect(target, lake).await?;
+    let session = session.connect().await?;
     let outcome = run_job(&session, &job, &params).await?;
     let mut out = ResultWriter::new(format, None)?;
     for section in &outcome.report {
@@ -78,14 +70,10 @@ pub fn list(format: OutputFormat) -> Result<()> {
 }
 
 /// Runs `backbeat runs`.
-pub async fn history(cluster: Option<String>, lake: &Path, limit: usize, format: OutputFormat) -> Result<()> {
-    let target = match cluster {
-        Some(url) => ClusterTarget::Remote(url),
-        None => ClusterTarget::Embedded { concurrency: 0 },
-    };
-    let session = BackbeatSession::connect(target, lake).await?;
+pub async fn history(session: &SessionArgs, limit: usize, format: OutputFormat) -> Result<()> {
+    let session = session.connect().await?;
     if session.lake().table_format(RUNS_TABLE).is_none() {
-        bail!("no runs recorded yet in lake {} (run a job with `backbeat run`)", lake.display());
+        bail!("no runs recorded yet in lake {} (run a job with `backbeat run`)", session.lake().root().display());
     }
     let df = session
         .sql(&format!(

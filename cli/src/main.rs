@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use backbeat_cluster::executor_process::{ExecutorOptions, run_executor};
 use backbeat_datasets::datagen::{self, DatagenConfig, Dataset};
 use backbeat_cluster::scheduler_process::run_scheduler;
+use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -81,11 +82,8 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         /// A parameter, name=value (repeat for several).
         #[arg(long = "param", short = 'p')]
         params: Vec<String>,
-        /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
-        #[arg(long, env = "BACKBEAT_CLUSTER")]
-        cluster: Option<String>,
         #[command(flatten)]
-        lake: LakeArgs,
+        session: SessionArgs,
         /// Output format of the report.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
@@ -98,11 +96,8 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
     },
     /// Show recent job runs from the lake's run history (backbeat_runs).
     Runs {
-        /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
-        #[arg(long, env = "BACKBEAT_CLUSTER")]
-        cluster: Option<String>,
         #[command(flatten)]
-        lake: LakeArgs,
+        session: SessionArgs,
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -177,6 +172,27 @@ impl LakeArgs {
     }
 }
 
+/// Where queries run and which lake they see.
+#[derive(Args, Clone)]
+pub struct SessionArgs {
+    /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
+    #[arg(long, env = "BACKBEAT_CLUSTER")]
+    cluster: Option<String>,
+    #[command(flatten)]
+    lake: LakeArgs,
+}
+
+impl SessionArgs {
+    /// Connects to the cluster (starting an embedded one if none was named) with the lake.
+    pub async fn connect(&self) -> Result<BackbeatSession> {
+        let target = match &self.cluster {
+            Some(url) => ClusterTarget::Remote(url.clone()),
+            None => ClusterTarget::Embedded { concurrency: 0 },
+        };
+        BackbeatSession::connect(target, &self.lake.root()?).await
+    }
+}
+
 /// Arguments of `backbeat sql`.
 #[derive(Args)]
 pub struct SqlArgs {
@@ -186,11 +202,8 @@ pub struct SqlArgs {
     /// A file of SQL statements separated by `;`.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
-    /// Scheduler to run on, df://HOST:PORT [default: an embedded in-process cluster].
-    #[arg(long, env = "BACKBEAT_CLUSTER")]
-    cluster: Option<String>,
     #[command(flatten)]
-    lake: LakeArgs,
+    session: SessionArgs,
     /// Output format of query results.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
@@ -247,9 +260,9 @@ async fn run(command: Command) -> Result<()> {
         Command::Sql(args) => sql_command::run(args).await,
         Command::Tables { lake, format } => tables_command::run(&lake.root()?, format).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
-        Command::Run { job, params, cluster, lake, format } => jobs_command::run(&job, &params, cluster, &lake, format).await,
+        Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,
         Command::Jobs { format } => jobs_command::list(format),
-        Command::Runs { cluster, lake, limit, format } => jobs_command::history(cluster, &lake.root()?, limit, format).await,
+        Command::Runs { session, limit, format } => jobs_command::history(&session, limit, format).await,
         Command::Datagen { scale, seed, out, only, dirty_rate } => {
             let datasets = if only.is_empty() {
                 Dataset::ALL.to_vec()

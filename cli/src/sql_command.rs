@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use arrow::array::{Array, UInt64Array};
-use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,12 +23,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         bail!("no SQL statement given");
     }
 
-    let lake = args.lake.root()?;
-    let target = match &args.cluster {
-        Some(url) => ClusterTarget::Remote(url.clone()),
-        None => ClusterTarget::Embedded { concurrency: 0 },
-    };
-    let session = BackbeatSession::connect(target, &lake).await?;
+    let session = args.session.connect().await?;
     let mut out = ResultWriter::new(args.format, args.out.as_deref())?;
 
     for (i, sql) in statements.iter().enumerate() {
