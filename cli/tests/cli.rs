@@ -124,12 +124,22 @@ fn a_writer_killed_mid_statement_leaves_the_previous_version() {
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(writer.try_wait().unwrap().is_none(), "the writer must still be running when killed");
+    let killed_pid = writer.id();
     writer.kill().unwrap();
     writer.wait().unwrap();
+    let leftovers = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("backbeat-embedded-{killed_pid}-")))
+            .count()
+    };
+    assert_eq!(leftovers(), 1, "a killed process leaves its shuffle work directory behind");
     assert!(count_entries(&table) > entries_before, "the writer had started writing data files");
 
     let rows = stdout_json(&run_cli(&["sql", "--lake", lake_arg, "--format", "json", "SELECT count(*) AS c FROM events"]));
     assert_eq!(rows, serde_json::json!([{"c": 1}]), "only version 0's row is visible");
+    assert_eq!(leftovers(), 0, "the next embedded start removes the dead process's work directory");
     let tables = stdout_json(&run_cli(&["tables", "--lake", lake_arg, "--format", "json"]));
     assert_eq!(tables[0]["version"], 0);
 }

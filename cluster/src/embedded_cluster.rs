@@ -3,7 +3,9 @@
 //! Ballista's own standalone mode has executors poll for work every 50 ms (a small query costs
 //! 300-600 ms) and drops its `TempDir` at once, so shuffle files pile up in /tmp. Here the same
 //! push-scheduled scheduler and executor as a real cluster run in-process on free loopback ports, and
-//! the work directory is owned by [`EmbeddedCluster`] and removed when it is dropped.
+//! the work directory is owned by [`EmbeddedCluster`] and removed when it is dropped. A process that
+//! is killed cannot clean up, so each work directory carries its owner's pid, and every start
+//! removes the directories of owners that no longer run.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -27,8 +29,9 @@ impl EmbeddedCluster {
     /// Starts a scheduler and an executor running `concurrency` tasks at once (0 = one per core)
     /// and waits until the executor has registered.
     pub async fn start(concurrency: usize) -> Result<Self> {
+        sweep_stale_work_dirs();
         let work_dir = tempfile::Builder::new()
-            .prefix("backbeat-embedded-")
+            .prefix(&format!("{WORK_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .context("cannot create the embedded cluster's work directory")?;
         let scheduler = BoundScheduler::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
@@ -81,6 +84,35 @@ impl Drop for EmbeddedCluster {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+const WORK_DIR_PREFIX: &str = "backbeat-embedded-";
+
+/// Removes `backbeat-embedded-<pid>-*` work directories whose process is gone (killed, crashed).
+/// Linux only: it asks /proc whether the pid runs; a reused pid just postpones the clean-up.
+fn sweep_stale_work_dirs() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(WORK_DIR_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => tracing::info!("removed the work directory of dead process {pid}: {name}"),
+                Err(e) => tracing::debug!("cannot remove {name}: {e}"),
+            }
         }
     }
 }
