@@ -1,6 +1,7 @@
-//! Comparing query results across engines (backbeat cluster, embedded, plain DataFusion): rows
-//! rendered as text with floats rounded to significant digits, then sorted, so ORDER BY ties and
-//! floating-point summation order do not count as differences.
+//! Comparing query results across engines (backbeat cluster, embedded, plain DataFusion, DuckDB):
+//! rows rendered as text with floats and decimals rounded to significant digits, then sorted, so
+//! ORDER BY ties, floating-point summation order and decimal-versus-float typing do not count as
+//! differences. `bench/peers/duckdb_tpch.py` renders DuckDB's rows by the same rules.
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -21,7 +22,9 @@ pub fn canonical_rows(batches: &[RecordBatch], digits: usize) -> Vec<String> {
                 .zip(batch.columns())
                 .map(|(f, col)| {
                     let text = f.value(row).to_string();
-                    if col.data_type().is_floating() {
+                    let numeric = col.data_type().is_floating()
+                        || matches!(col.data_type(), arrow::datatypes::DataType::Decimal128(_, _) | arrow::datatypes::DataType::Decimal256(_, _));
+                    if numeric {
                         text.parse::<f64>().map(|v| round_significant(v, digits)).unwrap_or(text)
                     } else {
                         text
