@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use arrow::array::{Array, UInt64Array};
+use backbeat_cluster::session::rows_written;
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,11 +45,7 @@ pub async fn run(args: SqlArgs) -> Result<()> {
         if returns_rows(sql) {
             out.write(&schema, &batches)?;
         } else {
-            let written: u64 = batches
-                .iter()
-                .filter_map(|b| b.column_by_name("count"))
-                .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>().map(|a| a.iter().flatten().sum::<u64>()))
-                .sum();
+            let written = rows_written(&batches);
             eprintln!("OK: {written} rows ({:.2?})", started.elapsed());
         }
     }

@@ -293,11 +293,11 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
 
     async fn insert_into(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        delta_write::plan_write(state, &self.spec, self.schema.clone(), input, insert_op)
+        delta_write::plan_write(&self.spec, self.schema.clone(), input, insert_op)
     }
 }
 

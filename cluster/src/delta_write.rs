@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, internal_err, plan_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -48,7 +47,6 @@ const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 
 /// Builds the write plan for `input` into the table described by `spec` (see the module docs).
 pub fn plan_write(
-    _state: &dyn Session,
     spec: &DeltaTableSpec,
     table_schema: SchemaRef,
     input: Arc<dyn ExecutionPlan>,
@@ -65,7 +63,10 @@ pub fn plan_write(
         }
     };
     let input = cast_to_schema(input, &table_schema)?;
-    let write = Arc::new(DeltaWriteExec::new(input, spec.uri.clone(), spec.partition_columns.clone())?);
+    let write = Arc::new(DeltaWriteExec::from_spec(
+        input,
+        DeltaWriteSpec { uri: spec.uri.clone(), partition_columns: spec.partition_columns.clone() },
+    ));
     let coalesced = Arc::new(CoalescePartitionsExec::new(write));
     Ok(Arc::new(DeltaCommitExec::new(
         coalesced,
@@ -212,12 +213,7 @@ pub struct DeltaWriteExec {
 }
 
 impl DeltaWriteExec {
-    /// Writes `input` into the table at `uri`.
-    pub fn new(input: Arc<dyn ExecutionPlan>, uri: String, partition_columns: Vec<String>) -> Result<Self> {
-        Ok(Self::from_spec(input, DeltaWriteSpec { uri, partition_columns }))
-    }
-
-    /// Re-creates the node from its wire form.
+    /// Writes `input` into the table `spec` describes (also how the codec re-creates the node).
     pub fn from_spec(input: Arc<dyn ExecutionPlan>, spec: DeltaWriteSpec) -> Self {
         let input_schema = input.schema();
         let partition_exprs = spec

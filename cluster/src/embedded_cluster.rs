@@ -15,6 +15,7 @@ use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
 use crate::executor_process::{ExecutorOptions, run_executor};
+use crate::local_cluster::free_port;
 use crate::scheduler_process::BoundScheduler;
 
 /// A running in-process cluster; stops and cleans up when dropped.
@@ -117,8 +118,3 @@ fn sweep_stale_work_dirs() {
     }
 }
 
-/// A port that was free a moment ago (the OS picks it; we release it for the executor to bind).
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("no free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}

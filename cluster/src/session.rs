@@ -187,6 +187,16 @@ impl BackbeatSession {
     }
 }
 
+/// Rows a write statement reported: DataFusion's DML result is one `count` column (UInt64).
+pub fn rows_written(batches: &[arrow::record_batch::RecordBatch]) -> u64 {
+    use arrow::array::{Array, UInt64Array};
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>().map(|a| a.iter().flatten().sum::<u64>()))
+        .sum()
+}
+
 /// Fails fast, with one clear line, when nothing listens at the scheduler URL.
 async fn check_reachable(url: &str) -> Result<()> {
     let parsed = url::Url::parse(url).with_context(|| format!("bad scheduler URL '{url}' (expected df://host:port)"))?;

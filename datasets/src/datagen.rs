@@ -9,14 +9,14 @@
 //! manifest.json                       what was generated, counts, and every corrupted row
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::sinks::DirtyRow;
+use crate::sinks::{DirtyRow, dataset_dir};
 use crate::{isrc, listening, orders, tracks};
 
 /// One generated dataset.
@@ -112,11 +112,6 @@ fn bar(multi: &MultiProgress, name: &str, total: u64) -> ProgressBar {
     bar
 }
 
-fn table_dir(out: &Path, name: &str) -> Result<PathBuf> {
-    let dir = out.join(name);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
-}
 
 /// Generates the configured datasets and writes `manifest.json`.
 pub fn generate(config: &DatagenConfig) -> Result<Manifest> {
@@ -140,11 +135,10 @@ pub fn generate(config: &DatagenConfig) -> Result<Manifest> {
     let track_count = (tracks::TRACKS_PER_SCALE * s).round().max(200.0) as u64;
     let track_index = if want(Dataset::Tracks) || want(Dataset::Listening) {
         let b = bar(&multi, "tracks", track_count);
-        let dir = want(Dataset::Tracks).then(|| table_dir(&config.out, "tracks")).transpose()?;
+        let dir = want(Dataset::Tracks).then(|| dataset_dir(&config.out, "tracks")).transpose()?;
         let index = tracks::generate(seed, track_count, dir.as_deref(), |n| b.set_position(n))?;
         b.finish();
         if want(Dataset::Tracks) {
-            std::fs::rename(config.out.join("tracks/tracks.parquet"), config.out.join("tracks/part-0.parquet"))?;
             counts.tracks = Some(track_count);
         }
         Some(index)
@@ -156,14 +150,8 @@ pub fn generate(config: &DatagenConfig) -> Result<Manifest> {
         let users = (listening::USERS_PER_SCALE * s).round().max(20.0) as u64;
         let events = (listening::EVENTS_PER_SCALE * s).round().max(1000.0) as u64;
         let b = bar(&multi, "listening", events);
-        let staging = table_dir(&config.out, ".listening-staging")?;
-        let c = listening::generate(seed, users, events, track_index.as_ref().expect("built above"), &staging, |n| b.set_position(n))?;
+        let c = listening::generate(seed, users, events, track_index.as_ref().expect("built above"), &config.out, |n| b.set_position(n))?;
         b.finish();
-        for table in ["users", "listening_events", "user_playlists", "user_playlist_tracks"] {
-            let dir = table_dir(&config.out, table)?;
-            std::fs::rename(staging.join(format!("{table}.parquet")), dir.join("part-0.parquet"))?;
-        }
-        std::fs::remove_dir_all(&staging)?;
         counts.listening = Some(c);
     }
 
@@ -171,7 +159,7 @@ pub fn generate(config: &DatagenConfig) -> Result<Manifest> {
         let catalogue = (isrc::CATALOGUE_PER_SCALE * s).round().max(100.0) as u64;
         let items = (isrc::ITEMS_PER_SCALE * s).round().max(100.0) as u64;
         let b = bar(&multi, "isrc", catalogue + items);
-        let dir = table_dir(&config.out, "sources/isrc")?;
+        let dir = dataset_dir(&config.out, "sources/isrc")?;
         let mut c = isrc::generate(seed, catalogue, items, config.dirty_rate, &dir, |n| b.set_position(n))?;
         b.finish();
         prefix_files(&mut c.dirty, "sources/isrc");
@@ -182,7 +170,7 @@ pub fn generate(config: &DatagenConfig) -> Result<Manifest> {
     if want(Dataset::Orders) {
         let customers = (orders::CUSTOMERS_PER_SCALE * s).round().max(50.0) as u64;
         let b = bar(&multi, "orders", customers * 4);
-        let dir = table_dir(&config.out, "sources/orders")?;
+        let dir = dataset_dir(&config.out, "sources/orders")?;
         let mut c = orders::generate(seed, customers, config.dirty_rate, &dir, |n| b.set_position(n))?;
         b.finish();
         prefix_files(&mut c.dirty, "sources/orders");

@@ -148,18 +148,20 @@ pub struct ListeningCounts {
     pub playlist_tracks: u64,
 }
 
-/// Generates the listening tables into `dir` for `users` users and about `events` events.
-pub fn generate(seed: u64, users: u64, events: u64, tracks: &TrackIndex, dir: &Path, mut progress: impl FnMut(u64)) -> Result<ListeningCounts> {
+/// Generates the listening tables for `users` users and about `events` events, each as
+/// `out/<table>/part-0.parquet` so that `out` reads as a lake.
+pub fn generate(seed: u64, users: u64, events: u64, tracks: &TrackIndex, out: &Path, mut progress: impl FnMut(u64)) -> Result<ListeningCounts> {
     let charts = Charts::new(tracks);
     // Activity is heavy-tailed: a few users listen far more than most.
     let mut activity_rng = stream(seed, "activity", 0);
     let activity: Vec<f64> = (0..users).map(|_| LogNormal::new(0.0, 1.0).expect("valid").sample(&mut activity_rng)).collect();
     let total_activity: f64 = activity.iter().sum();
 
-    let mut user_sink = ParquetSink::create(&dir.join("users.parquet"), users_schema())?;
-    let mut event_sink = ParquetSink::create(&dir.join("listening_events.parquet"), events_schema())?;
-    let mut playlist_sink = ParquetSink::create(&dir.join("user_playlists.parquet"), playlists_schema())?;
-    let mut entry_sink = ParquetSink::create(&dir.join("user_playlist_tracks.parquet"), playlist_tracks_schema())?;
+    let table = |name: &str| -> Result<std::path::PathBuf> { Ok(crate::sinks::dataset_dir(out, name)?.join("part-0.parquet")) };
+    let mut user_sink = ParquetSink::create(&table("users")?, users_schema())?;
+    let mut event_sink = ParquetSink::create(&table("listening_events")?, events_schema())?;
+    let mut playlist_sink = ParquetSink::create(&table("user_playlists")?, playlists_schema())?;
+    let mut entry_sink = ParquetSink::create(&table("user_playlist_tracks")?, playlist_tracks_schema())?;
 
     let mut u_cols: (Vec<i64>, Vec<&str>, Vec<i32>, Vec<&str>) = Default::default();
     let mut e_cols = EventColumns::default();

@@ -231,11 +231,11 @@ fn unit(v: f64) -> f64 {
     round3(v.clamp(0.0, 1.0))
 }
 
-/// Generates `count` tracks into `out/tracks.parquet` (or only the index, when `out` is `None`),
+/// Generates `count` tracks into `out/part-0.parquet` (or only the index, when `out` is `None`),
 /// calling `progress` with the rows done.
 pub fn generate(seed: u64, count: u64, out: Option<&Path>, mut progress: impl FnMut(u64)) -> Result<TrackIndex> {
     let profiles = genre_profiles(seed);
-    let mut sink = out.map(|dir| ParquetSink::create(&dir.join("tracks.parquet"), schema())).transpose()?;
+    let mut sink = out.map(|dir| ParquetSink::create(&dir.join("part-0.parquet"), schema())).transpose()?;
     let mut cols = Columns::default();
     let mut index = TrackIndex { genre: Vec::with_capacity(count as usize), popularity: Vec::with_capacity(count as usize) };
     let noise = |rng: &mut Rng, sd: f64| Normal::new(0.0, sd).expect("sd > 0").sample(rng);

@@ -5,10 +5,9 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use arrow::array::{Array, UInt64Array};
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
-use backbeat_cluster::session::BackbeatSession;
+use backbeat_cluster::session::{BackbeatSession, rows_written};
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 
 use crate::job_catalogue::{Job, JobBody};
@@ -99,18 +98,9 @@ async fn run_statements(session: &BackbeatSession, job: &str, sql: &str) -> Resu
                 let title = statement.lines().next().unwrap_or_default().to_string();
                 out.report.push(ReportSection { title, schema, batches });
             }
-            Ok((_, batches)) => out.rows_written += written(&batches),
+            Ok((_, batches)) => out.rows_written += rows_written(&batches),
             Err(e) => return Err((e, out.rows_written)),
         }
     }
     Ok(out)
-}
-
-/// Rows a write reported (DataFusion's DML result: one `count` column).
-pub fn written(batches: &[RecordBatch]) -> u64 {
-    batches
-        .iter()
-        .filter_map(|b| b.column_by_name("count"))
-        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>().map(|a| a.iter().flatten().sum::<u64>()))
-        .sum()
 }

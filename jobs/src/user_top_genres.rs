@@ -37,7 +37,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
 
     let out = params["out"].as_str();
     let written = session.write_table(ranked, out, WriteMode::CreateOrReplace, &[]).await?.collect().await?;
-    let rows_written = crate::job_runner::written(&written);
+    let rows_written = backbeat_cluster::session::rows_written(&written);
 
     let summary = ctx
         .table(out)
