@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 mod bench_command;
+mod export_command;
+mod ingest_command;
 mod jobs_command;
 mod result_output;
 mod sql_command;
@@ -108,6 +110,12 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Load CSV, JSON, MariaDB/MySQL or PostgreSQL data into Delta tables (append, overwrite, merge),
+    /// with typed schemas and bad rows kept in `<table>__rejected`.
+    #[command(subcommand)]
+    Ingest(ingest_command::IngestSource),
+    /// Export a lake table (or query) to PostgreSQL, Redis or MongoDB; readers never see a mix.
+    Export(export_command::ExportArgs),
     /// List the lake's tables with format, version, rows, files and bytes.
     Tables {
         #[command(flatten)]
@@ -260,6 +268,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Sql(args) => sql_command::run(args).await,
         Command::Tables { lake, format } => tables_command::run(&lake.root()?, format).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
+        Command::Ingest(source) => ingest_command::run(source).await,
+        Command::Export(args) => export_command::run(args).await,
         Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,
         Command::Jobs { format } => jobs_command::list(format),
         Command::Runs { session, limit, format } => jobs_command::history(&session, limit, format).await,
@@ -282,7 +292,7 @@ fn init_tracing(command: &Command) {
     let default = match command {
         Command::Scheduler { .. } | Command::Executor(_) => "info",
         // Dependencies (Ballista, delta-kernel) log failures we already report as one error line.
-        _ => "off,backbeat=warn,backbeat_cluster=warn",
+        _ => "off,backbeat=warn,backbeat_cluster=warn,backbeat_connectors=warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

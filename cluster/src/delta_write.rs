@@ -441,15 +441,32 @@ impl ExecutionPlan for DeltaCommitExec {
                     }
                 }
             }
-            let rows = commit(&spec, adds).await?;
+            let rows = commit(&spec, adds).await?.rows;
             Ok(RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![rows])) as ArrayRef])?)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(count_schema(), futures::stream::once(batch))))
     }
 }
 
-/// Commits `adds` to the table in one transaction and returns the number of rows they hold.
-async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<u64> {
+/// What one commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Rows in the added files.
+    pub rows: u64,
+    /// The table version the commit created.
+    pub version: u64,
+}
+
+/// Commits Parquet files that were written outside a query (ingest writes them with
+/// `RecordBatchWriter` on the client) as one Delta transaction: `table` says whether it creates the
+/// table and which version it was read at, `mode` whether the current files are removed.
+pub async fn commit_files(table: DeltaTableSpec, mode: WriteMode, schema: &SchemaRef, adds: Vec<Add>) -> Result<CommitOutcome> {
+    let spec = DeltaCommitSpec { table, mode, schema_json: delta_schema_json(schema)? };
+    commit(&spec, adds).await
+}
+
+/// Commits `adds` to the table in one transaction.
+async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome> {
     let uri = &spec.table.uri;
     let rows: u64 = adds
         .iter()
@@ -482,7 +499,7 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<u64> {
                 .with_actions(add_actions)
                 .await
                 .map_err(|e| delta_err(uri, e))?;
-            table.version().unwrap_or_default()
+            table.version().unwrap_or_default() as u64
         }
         CreateMode::Existing => {
             let table = load_table(uri, spec.table.version).await?;
@@ -512,9 +529,9 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<u64> {
                 .build(Some(snapshot), table.log_store(), operation)
                 .await
                 .map_err(|e| delta_err(uri, e))?
-                .version()
+                .version() as u64
         }
     };
     tracing::info!(table = %uri, version, files, rows, "committed Delta write");
-    Ok(rows)
+    Ok(CommitOutcome { rows, version })
 }

@@ -1,0 +1,504 @@
+//! Ingest orchestration: a source split into partitions, read concurrently, typed row by row, written
+//! as Parquet files, then committed to Delta in one transaction per table.
+//!
+//! Nothing is visible before the commit: data files are written under the table (or, for merges,
+//! under a hidden staging table), and only the Delta commit makes them part of a version. A run that
+//! fails, is over its reject-rate limit, or is killed leaves every table at its previous version.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use backbeat_cluster::delta_table::{DeltaTableProvider, DeltaTableSpec};
+use backbeat_cluster::delta_write::{WriteMode as CommitMode, commit_files};
+use backbeat_cluster::lake_catalog::{LakeCatalog, TableFormat};
+use backbeat_cluster::session::{BackbeatSession, WriteMode, rows_written};
+use datafusion::datasource::TableProvider;
+use deltalake::kernel::Add;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
+
+use crate::dead_letter::{Reject, rejected_schema, rejected_table_name, rejects_batch};
+use crate::table_spec::TableSpec;
+
+/// Rows per batch a source hands to its writer.
+pub const BATCH_ROWS: usize = 65_536;
+/// Data files roll over at this size.
+const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
+/// The staging column that orders rows of one run, so that a merge keeps the last row of a key.
+const SEQ_COLUMN: &str = "__ingest_seq";
+
+/// How the rows of a run relate to the table's current rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Add the rows (the table is created if missing).
+    Append,
+    /// Replace all rows.
+    Overwrite,
+    /// Upsert by the spec's key: a key's existing row is replaced; within one run the last row wins.
+    Merge,
+}
+
+/// One table a source fills.
+#[derive(Debug, Clone)]
+pub struct TargetTable {
+    /// Lake table name.
+    pub name: String,
+    /// Its declared or inferred schema.
+    pub spec: Arc<TableSpec>,
+}
+
+/// What a source partition sends its writer: typed rows for one table and the rows it rejected.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Index into [`SourcePlan::tables`].
+    pub table: usize,
+    /// Rows that passed (may be empty).
+    pub batch: Option<RecordBatch>,
+    /// Rows that did not.
+    pub rejects: Vec<Reject>,
+    /// Rows read for this table in this chunk (= batch rows + rejects).
+    pub rows_read: u64,
+}
+
+/// Sends a partition's chunks; the channel is bounded, so a fast reader waits for its writer.
+pub type ChunkSender = mpsc::Sender<Chunk>;
+
+/// Reads one partition of a source into the sender.
+pub type PartitionReader = Box<dyn FnOnce(ChunkSender) -> BoxFuture<'static, Result<()>> + Send>;
+
+/// A source, split into partitions that are read concurrently.
+pub struct SourcePlan {
+    /// The tables the source fills.
+    pub tables: Vec<TargetTable>,
+    /// The partitions, in source order (a merge keeps the last row of a key in this order).
+    pub partitions: Vec<PartitionReader>,
+    /// What the progress bar calls the source.
+    pub label: String,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Append, overwrite or merge.
+    pub mode: IngestMode,
+    /// Fail the run, committing nothing, when more than this fraction of rows is rejected.
+    pub max_reject_rate: Option<f64>,
+    /// Partitions read at once.
+    pub concurrency: usize,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// The counts of one table after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableReport {
+    /// Lake table name.
+    pub table: String,
+    /// Rows read from the source.
+    pub read: u64,
+    /// Rows written to the table (before merge de-duplication).
+    pub written: u64,
+    /// Rows sent to `<table>__rejected`.
+    pub rejected: u64,
+    /// The table's version after the run.
+    pub version: u64,
+    /// Rows in the table after the run.
+    pub rows_after: Option<u64>,
+}
+
+/// What a run did, table by table.
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    /// One entry per target table, in the source's order.
+    pub tables: Vec<TableReport>,
+    /// The run's id (also stored with its rejected rows).
+    pub run_id: String,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+#[derive(Default)]
+struct TableOutcome {
+    adds: Vec<Add>,
+    rejects: Vec<Reject>,
+    read: u64,
+    written: u64,
+}
+
+/// Runs `plan` into the lake of `session` (see the module docs for the guarantees).
+pub async fn run_ingest(session: &BackbeatSession, plan: SourcePlan, options: &IngestOptions) -> Result<IngestReport> {
+    let started = Instant::now();
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let lake = session.lake();
+    ensure!(!plan.tables.is_empty(), "the source fills no table");
+    let mut targets = Vec::with_capacity(plan.tables.len());
+    for table in &plan.tables {
+        targets.push(prepare_target(lake, table, options.mode, &run_id).await?);
+    }
+
+    let progress = progress_bar(options.progress, &plan.label);
+    let partitions = plan.partitions.into_iter().enumerate().map(|(index, reader)| {
+        let targets = targets.clone();
+        let progress = progress.clone();
+        async move { write_partition(index as i64, reader, targets, progress).await }
+    });
+    let mut results = futures::stream::iter(partitions).buffer_unordered(options.concurrency.max(1));
+    let mut outcomes: Vec<TableOutcome> = plan.tables.iter().map(|_| TableOutcome::default()).collect();
+    let mut failure = None;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(parts) => {
+                for (outcome, part) in outcomes.iter_mut().zip(parts) {
+                    outcome.adds.extend(part.adds);
+                    outcome.rejects.extend(part.rejects);
+                    outcome.read += part.read;
+                    outcome.written += part.written;
+                }
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    drop(results);
+    progress.finish_and_clear();
+    if let Some(e) = failure {
+        discard(&targets, &outcomes);
+        return Err(e.context("ingest failed; nothing was committed"));
+    }
+
+    for (target, outcome) in targets.iter().zip(&outcomes) {
+        // Every row read is either written or rejected: a mismatch is a bug, never silent loss.
+        ensure!(
+            outcome.read == outcome.written + outcome.rejects.len() as u64,
+            "internal error: table '{}' read {} rows but wrote {} and rejected {}",
+            target.name,
+            outcome.read,
+            outcome.written,
+            outcome.rejects.len()
+        );
+        if let Some(limit) = options.max_reject_rate {
+            let rate = if outcome.read == 0 { 0.0 } else { outcome.rejects.len() as f64 / outcome.read as f64 };
+            if rate > limit {
+                discard(&targets, &outcomes);
+                bail!(
+                    "table '{}': {} of {} rows rejected ({:.2}%), above --max-reject-rate {:.2}%; nothing was committed. First reject: {}",
+                    target.name,
+                    outcome.rejects.len(),
+                    outcome.read,
+                    rate * 100.0,
+                    limit * 100.0,
+                    outcome.rejects.first().map(describe_reject).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    let ingested_at = chrono::Utc::now().timestamp_micros();
+    let mut reports = Vec::with_capacity(targets.len());
+    for (target, outcome) in targets.iter().zip(outcomes) {
+        let version = commit_target(session, target, options.mode, outcome.adds).await?;
+        // The data commit comes first: if the process dies before the dead-letter commit, the
+        // data is in (and a re-run in merge mode reproduces the same rejects).
+        if !outcome.rejects.is_empty() {
+            commit_rejects(lake, &target.name, &run_id, ingested_at, &outcome.rejects).await?;
+        }
+        reports.push(TableReport {
+            table: target.name.clone(),
+            read: outcome.read,
+            written: outcome.written,
+            rejected: outcome.rejects.len() as u64,
+            version,
+            rows_after: None,
+        });
+    }
+    Ok(IngestReport { tables: reports, run_id, seconds: started.elapsed().as_secs_f64() })
+}
+
+fn describe_reject(r: &Reject) -> String {
+    format!(
+        "{} line {}{}: {} ({})",
+        r.source,
+        r.line,
+        r.column.as_deref().map(|c| format!(" column '{c}'")).unwrap_or_default(),
+        r.reason,
+        r.kind.name()
+    )
+}
+
+/// Where one table's files go and how they are committed.
+#[derive(Clone)]
+struct Target {
+    name: String,
+    spec: Arc<TableSpec>,
+    /// Schema of the files written (the table's, plus the sequence column when staging a merge).
+    file_schema: SchemaRef,
+    /// The Delta table the files are written under: the table itself, or the merge staging table.
+    write_spec: DeltaTableSpec,
+    /// The merge staging table's lake name.
+    staging: Option<String>,
+}
+
+async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: IngestMode, run_id: &str) -> Result<Target> {
+    let name = &table.name;
+    let url = lake.table_url(name)?;
+    let schema = table.spec.arrow_schema();
+    let existing = match lake.table_format(name) {
+        Some(TableFormat::Parquet) => bail!("'{name}' is a Parquet directory; ingest writes Delta tables only"),
+        Some(TableFormat::Delta) => {
+            let provider = DeltaTableProvider::open(&url, None).await?;
+            table.spec.check_matches(name, &provider.schema())?;
+            Some(provider)
+        }
+        None => None,
+    };
+    if mode == IngestMode::Merge {
+        ensure!(!table.spec.key.is_empty(), "merge into '{name}' needs key columns (a spec `key:` or --key)");
+        let staging = format!("_ingest_{name}_{}", &run_id[..12]);
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
+        let file_schema = Arc::new(Schema::new(fields));
+        let provider = DeltaTableProvider::for_create(&lake.table_url(&staging)?, file_schema.clone(), vec![], false)?;
+        return Ok(Target {
+            name: name.clone(),
+            spec: table.spec.clone(),
+            file_schema,
+            write_spec: provider.spec().clone(),
+            staging: Some(staging),
+        });
+    }
+    let write_spec = match existing {
+        Some(p) => p.spec().clone(),
+        None => DeltaTableProvider::for_create(&url, schema.clone(), vec![], false)?.spec().clone(),
+    };
+    Ok(Target { name: name.clone(), spec: table.spec.clone(), file_schema: schema, write_spec, staging: None })
+}
+
+fn progress_bar(show: bool, label: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {human_pos} rows read ({per_sec}, {elapsed})")
+            .expect("valid template"),
+    );
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// Reads one partition and writes its rows, returning per-table outcomes (files not yet committed).
+async fn write_partition(
+    index: i64,
+    reader: PartitionReader,
+    targets: Vec<Target>,
+    progress: ProgressBar,
+) -> Result<Vec<TableOutcome>> {
+    let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+    let read = tokio::spawn(reader(tx));
+    let mut writers: Vec<Option<RecordBatchWriter>> = targets.iter().map(|_| None).collect();
+    let mut outcomes: Vec<TableOutcome> = targets.iter().map(|_| TableOutcome::default()).collect();
+    let mut seq: Vec<i64> = vec![index << 40; targets.len()];
+    let written = async {
+        while let Some(chunk) = rx.recv().await {
+            let t = chunk.table;
+            progress.inc(chunk.rows_read);
+            let outcome = &mut outcomes[t];
+            outcome.read += chunk.rows_read;
+            outcome.rejects.extend(chunk.rejects);
+            let Some(batch) = chunk.batch.filter(|b| b.num_rows() > 0) else { continue };
+            outcome.written += batch.num_rows() as u64;
+            let target = &targets[t];
+            let batch = if target.staging.is_some() {
+                let n = batch.num_rows() as i64;
+                let seqs: ArrayRef = Arc::new(Int64Array::from_iter_values(seq[t]..seq[t] + n));
+                seq[t] += n;
+                let mut columns = batch.columns().to_vec();
+                columns.push(seqs);
+                RecordBatch::try_new(target.file_schema.clone(), columns)?
+            } else {
+                batch
+            };
+            let writer = match &mut writers[t] {
+                Some(w) => w,
+                slot => slot.insert(
+                    RecordBatchWriter::try_new(&target.write_spec.uri, target.file_schema.clone(), None, None)
+                        .with_context(|| format!("cannot write table '{}'", target.name))?
+                        .with_target_file_size(TARGET_FILE_SIZE),
+                ),
+            };
+            writer.write(batch).await.with_context(|| format!("writing table '{}'", target.name))?;
+        }
+        for (writer, outcome) in writers.iter_mut().zip(outcomes.iter_mut()) {
+            if let Some(w) = writer {
+                outcome.adds = w.flush().await.context("finishing data files")?;
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    // A failing writer drops the receiver, which stops the reader; report the reader's error first,
+    // as it names the file and line.
+    let read = read.await.context("source reader panicked")?;
+    read?;
+    written?;
+    Ok(outcomes)
+}
+
+/// Removes files written by a run that will not be committed (best effort: unreferenced files
+/// are invisible anyway).
+fn discard(targets: &[Target], outcomes: &[TableOutcome]) {
+    for (target, outcome) in targets.iter().zip(outcomes) {
+        if let Some(staging) = &target.staging {
+            remove_staging(&target.write_spec, staging);
+            continue;
+        }
+        let Ok(root) = url::Url::parse(&target.write_spec.uri).map(|u| u.to_file_path()) else { continue };
+        let Ok(root) = root else { continue };
+        for add in &outcome.adds {
+            let path = percent_decode(&add.path);
+            let _ = std::fs::remove_file(root.join(path));
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("p={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| s.to_string())
+}
+
+fn remove_staging(spec: &DeltaTableSpec, name: &str) {
+    if let Ok(Ok(dir)) = url::Url::parse(&spec.uri).map(|u| u.to_file_path()) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(staging = name, error = %e, "could not remove merge staging table");
+        }
+    }
+}
+
+/// Commits one table; returns its new version.
+async fn commit_target(session: &BackbeatSession, target: &Target, mode: IngestMode, adds: Vec<Add>) -> Result<u64> {
+    let Some(staging) = &target.staging else {
+        let commit_mode = if mode == IngestMode::Overwrite { CommitMode::Overwrite } else { CommitMode::Append };
+        let outcome = commit_files(target.write_spec.clone(), commit_mode, &target.file_schema, adds)
+            .await
+            .with_context(|| format!("committing table '{}'", target.name))?;
+        tracing::info!(table = %target.name, version = outcome.version, rows = outcome.rows, "ingest committed");
+        return Ok(outcome.version);
+    };
+    let result = merge_staged(session, target, staging, adds).await;
+    remove_staging(&target.write_spec, staging);
+    result
+}
+
+/// Merges the staged rows into the table through the cluster: the table's rows whose key is not
+/// staged, plus the last staged row of every key, written as one overwrite (copy-on-write).
+async fn merge_staged(session: &BackbeatSession, target: &Target, staging: &str, adds: Vec<Add>) -> Result<u64> {
+    commit_files(target.write_spec.clone(), CommitMode::Append, &target.file_schema, adds)
+        .await
+        .with_context(|| format!("staging rows for merge into '{}'", target.name))?;
+    let columns: Vec<String> = target.spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
+    let keys: Vec<String> = target.spec.key.iter().map(|k| quote_ident(k)).collect();
+    // The last staged row of each key: a join on max(seq), not row_number(), which DataFusion 55
+    // may plan as a TopK that panics on an empty partition ("topk_emitter_count > 0").
+    let stg = quote_ident(staging);
+    let on: Vec<String> = keys.iter().map(|k| format!("s.{k} = l.{k}")).collect();
+    let latest = format!(
+        "SELECT {} FROM {stg} AS s JOIN (SELECT {k}, max({SEQ_COLUMN}) AS __last FROM {stg} GROUP BY {k}) AS l \
+         ON {} AND s.{SEQ_COLUMN} = l.__last",
+        columns.iter().map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", "),
+        on.join(" AND "),
+        k = keys.join(", "),
+    );
+    let lake = session.lake();
+    let (sql, mode) = if lake.table_format(&target.name).is_some() {
+        let matches: Vec<String> = keys.iter().map(|k| format!("s.{k} = t.{k}")).collect();
+        let kept = format!(
+            "SELECT {} FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})",
+            columns.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "),
+            quote_ident(&target.name),
+            quote_ident(staging),
+            matches.join(" AND ")
+        );
+        (format!("{kept} UNION ALL {latest}"), WriteMode::Overwrite)
+    } else {
+        (latest, WriteMode::Create)
+    };
+    let df = session.context().sql(&sql).await.with_context(|| format!("planning merge into '{}'", target.name))?;
+    let batches = session
+        .write_table(df, &target.name, mode, &[])
+        .await?
+        .collect()
+        .await
+        .with_context(|| format!("merging into '{}'", target.name))?;
+    let rows = rows_written(&batches);
+    let version = DeltaTableProvider::open(&lake.table_url(&target.name)?, None).await?.spec().version.unwrap_or(0);
+    tracing::info!(table = %target.name, version, rows, "merge committed");
+    Ok(version)
+}
+
+/// Appends a run's rejected rows to `<table>__rejected` (created on first use).
+async fn commit_rejects(lake: &LakeCatalog, table: &str, run_id: &str, at: i64, rejects: &[Reject]) -> Result<()> {
+    let name = rejected_table_name(table);
+    let url = lake.table_url(&name)?;
+    let schema = rejected_schema();
+    let spec = match lake.table_format(&name) {
+        Some(_) => DeltaTableProvider::open(&url, None).await?.spec().clone(),
+        None => DeltaTableProvider::for_create(&url, schema.clone(), vec![], false)?.spec().clone(),
+    };
+    let mut writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), None, None)?;
+    for chunk in rejects.chunks(BATCH_ROWS) {
+        writer.write(rejects_batch(run_id, at, chunk)).await?;
+    }
+    let adds = writer.flush().await?;
+    commit_files(spec, CommitMode::Append, &schema, adds)
+        .await
+        .with_context(|| format!("committing rejected rows to '{name}'"))?;
+    Ok(())
+}
+
+/// Quotes an SQL identifier: nothing in a name reaches SQL unescaped.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Counts rows in a lake table (for reports and tests).
+pub async fn count_rows(session: &BackbeatSession, table: &str) -> Result<u64> {
+    let batches = session
+        .context()
+        .sql(&format!("SELECT count(*) AS n FROM {}", quote_ident(table)))
+        .await?
+        .collect()
+        .await?;
+    let n = batches
+        .first()
+        .and_then(|b| b.column(0).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)))
+        .unwrap_or(0);
+    Ok(n as u64)
+}
+
+/// The report as lines, with the reconcile check spelled out.
+pub fn format_report(report: &IngestReport) -> String {
+    let mut out = String::new();
+    for t in &report.tables {
+        out.push_str(&format!(
+            "{}: read {} = written {} + rejected {} -> version {}{}\n",
+            t.table,
+            t.read,
+            t.written,
+            t.rejected,
+            t.version,
+            t.rows_after.map(|n| format!(", {n} rows")).unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!("run {} in {:.1} s\n", report.run_id, report.seconds));
+    out
+}

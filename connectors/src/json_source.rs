@@ -1,0 +1,447 @@
+//! JSON as an ingest source: NDJSON (one document per line) or a file holding one document or an
+//! array of documents, flattened into one or more tables by a declared mapping, e.g. for the
+//! seed-004 YouTube playlist export:
+//!
+//! ```yaml
+//! tables:
+//!   - name: playlists
+//!     rows: "$"                      # one row per document (the first table must be this)
+//!     key: [playlist_id]
+//!     required_paths: [items]        # a document without these is rejected whole
+//!     columns:
+//!       - {name: playlist_id, path: playlist_id, required: true}
+//!   - name: media_item_metadata_log
+//!     rows: "items[*].media_item.metadata_log[*]"   # one row per element of a nested array
+//!     key: [media_item_id, observed_at]
+//!     columns:
+//!       - {name: media_item_id, path: "^.media_item.id"}   # ^ = the enclosing array element
+//!       - {name: playlist_id, path: "$.playlist_id"}       # $ = the document
+//!       - {name: observed_at, path: observed_at, type: timestamptz}
+//! ```
+//!
+//! A document that does not parse, or whose first-table row is rejected, goes whole to the first
+//! table's dead-letter table; a nested row that is rejected goes to its own table's.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::csv_source::open_decoded;
+use crate::dead_letter::Reject;
+use crate::ingest::{BATCH_ROWS, Chunk, ChunkSender, PartitionReader, SourcePlan, TargetTable};
+use crate::table_spec::{ColumnSpec, ColumnType, TableSpec};
+use crate::typed_row::{FieldError, RejectKind, RowAssembler};
+
+/// One step of a row path: a field, or every element of an array field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Field(String),
+    Each(String),
+}
+
+/// Which scope a column path starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Anchor {
+    /// The current row's element.
+    Row,
+    /// The document root (`$.`).
+    Root,
+    /// `n` array levels up (`^.`, `^^.`).
+    Up(usize),
+}
+
+#[derive(Debug, Clone)]
+struct ColumnPath {
+    anchor: Anchor,
+    fields: Vec<String>,
+}
+
+impl ColumnPath {
+    fn parse(text: &str) -> Self {
+        let (anchor, rest) = if let Some(r) = text.strip_prefix("$.") {
+            (Anchor::Root, r)
+        } else if text.starts_with('^') {
+            let ups = text.chars().take_while(|&c| c == '^').count();
+            (Anchor::Up(ups), text[ups..].trim_start_matches('.'))
+        } else {
+            (Anchor::Row, text)
+        };
+        Self { anchor, fields: rest.split('.').filter(|s| !s.is_empty()).map(str::to_string).collect() }
+    }
+
+    fn resolve<'a>(&self, scopes: &[&'a Value]) -> Option<&'a Value> {
+        let start = match self.anchor {
+            Anchor::Row => scopes.last().copied(),
+            Anchor::Root => scopes.first().copied(),
+            Anchor::Up(n) => scopes.len().checked_sub(n + 1).and_then(|i| scopes.get(i).copied()),
+        }?;
+        self.fields.iter().try_fold(start, |v, f| v.get(f))
+    }
+}
+
+/// One table of a mapping.
+#[derive(Debug, Clone)]
+pub struct JsonTable {
+    /// The table and its schema.
+    pub target: TargetTable,
+    steps: Vec<Step>,
+    paths: Vec<ColumnPath>,
+    required_paths: Vec<ColumnPath>,
+}
+
+/// How documents become tables.
+#[derive(Debug, Clone)]
+pub struct JsonMapping {
+    /// Tables in order; the first has one row per document.
+    pub tables: Vec<JsonTable>,
+}
+
+#[derive(Deserialize)]
+struct MappingYaml {
+    tables: Vec<TableYaml>,
+}
+
+#[derive(Deserialize)]
+struct TableYaml {
+    name: String,
+    #[serde(default = "root_path")]
+    rows: String,
+    #[serde(default)]
+    key: Vec<String>,
+    #[serde(default)]
+    required_paths: Vec<String>,
+    columns: Vec<ColumnYaml>,
+}
+
+#[derive(Deserialize)]
+struct ColumnYaml {
+    name: String,
+    #[serde(rename = "type", default = "string_type")]
+    column_type: String,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+fn root_path() -> String {
+    "$".into()
+}
+
+fn string_type() -> String {
+    "string".into()
+}
+
+fn parse_steps(rows: &str) -> Result<Vec<Step>> {
+    let rest = rows.strip_prefix('$').unwrap_or(rows).trim_start_matches('.');
+    rest.split('.')
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.strip_suffix("[*]") {
+            Some(f) if !f.is_empty() => Ok(Step::Each(f.to_string())),
+            Some(_) => bail!("row path '{rows}': '[*]' needs a field name"),
+            None => Ok(Step::Field(s.to_string())),
+        })
+        .collect()
+}
+
+impl JsonMapping {
+    /// Reads a mapping file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read mapping {}", path.display()))?;
+        Self::from_yaml_str(&text).with_context(|| format!("mapping {}", path.display()))
+    }
+
+    /// Parses a mapping from YAML text.
+    pub fn from_yaml_str(text: &str) -> Result<Self> {
+        let yaml: MappingYaml = serde_yaml::from_str(text)?;
+        let tables = yaml
+            .tables
+            .into_iter()
+            .map(|t| {
+                let columns = t
+                    .columns
+                    .into_iter()
+                    .map(|c| {
+                        Ok(ColumnSpec {
+                            column_type: ColumnType::parse(&c.column_type).with_context(|| format!("{}.{}", t.name, c.name))?,
+                            source: Some(c.path.unwrap_or_else(|| c.name.clone())),
+                            name: c.name,
+                            required: c.required,
+                            format: c.format,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let spec = TableSpec::new(Some(t.name.clone()), columns, t.key).with_context(|| format!("table '{}'", t.name))?;
+                Ok(JsonTable::new(t.name, Arc::new(spec), parse_steps(&t.rows)?, t.required_paths.iter().map(|p| ColumnPath::parse(p)).collect()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        ensure!(!tables.is_empty(), "a mapping needs at least one table");
+        ensure!(tables[0].steps.is_empty(), "the first table of a mapping must have `rows: \"$\"` (one row per document)");
+        Ok(Self { tables })
+    }
+
+    /// A single flat table: each document is a row; column paths are the spec's `source` (a dotted
+    /// path) or the column name.
+    pub fn single(name: String, spec: Arc<TableSpec>) -> Self {
+        Self { tables: vec![JsonTable::new(name, spec, vec![], vec![])] }
+    }
+
+    /// Prefixes every table name (e.g. `yt_` → `yt_playlists`).
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        for t in &mut self.tables {
+            t.target.name = format!("{prefix}{}", t.target.name);
+        }
+        self
+    }
+}
+
+impl JsonTable {
+    fn new(name: String, spec: Arc<TableSpec>, steps: Vec<Step>, required_paths: Vec<ColumnPath>) -> Self {
+        let paths = spec.columns.iter().map(|c| ColumnPath::parse(c.source.as_deref().unwrap_or(&c.name))).collect();
+        Self { target: TargetTable { name, spec }, steps, paths, required_paths }
+    }
+}
+
+/// One partition per file, filling every table of `mapping`.
+pub fn plan(mapping: JsonMapping, files: Vec<PathBuf>) -> SourcePlan {
+    let mapping = Arc::new(mapping);
+    let label = format!("{} ← {} JSON file(s)", mapping.tables[0].target.name, files.len());
+    let partitions = files
+        .into_iter()
+        .map(|file| {
+            let mapping = mapping.clone();
+            let reader: PartitionReader = Box::new(move |tx: ChunkSender| {
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || read_file(&file, &mapping, tx)).await.context("JSON reader panicked")?
+                })
+            });
+            reader
+        })
+        .collect();
+    SourcePlan { tables: mapping.tables.iter().map(|t| t.target.clone()).collect(), partitions, label }
+}
+
+/// Text of a JSON value as a field: strings as they are, other scalars printed, objects and arrays
+/// as JSON text; null and missing are no value.
+fn field_text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Per-table buffers of one partition.
+struct Buffers {
+    assemblers: Vec<RowAssembler>,
+    rejects: Vec<Vec<Reject>>,
+    read: Vec<u64>,
+    pending: usize,
+}
+
+impl Buffers {
+    fn flush(&mut self, tx: &ChunkSender) -> bool {
+        for t in 0..self.assemblers.len() {
+            let chunk = Chunk {
+                table: t,
+                batch: Some(self.assemblers[t].finish()),
+                rejects: std::mem::take(&mut self.rejects[t]),
+                rows_read: std::mem::take(&mut self.read[t]),
+            };
+            if tx.blocking_send(chunk).is_err() {
+                return false;
+            }
+        }
+        self.pending = 0;
+        true
+    }
+}
+
+fn read_file(path: &Path, mapping: &JsonMapping, tx: ChunkSender) -> Result<()> {
+    let source = path.display().to_string();
+    let mut buffers = Buffers {
+        assemblers: mapping.tables.iter().map(|t| RowAssembler::new(t.target.spec.clone())).collect(),
+        rejects: mapping.tables.iter().map(|_| vec![]).collect(),
+        read: vec![0; mapping.tables.len()],
+        pending: 0,
+    };
+    let ndjson = matches!(
+        path.file_name().and_then(|n| n.to_str()).map(|n| n.trim_end_matches(".gz").trim_end_matches(".zst")),
+        Some(n) if n.ends_with(".ndjson") || n.ends_with(".jsonl")
+    );
+    let mut reader = open_decoded(path)?;
+    if ndjson {
+        let mut lines = BufReader::new(reader);
+        let mut line = String::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let n = lines.read_line(&mut line).map_err(|e| {
+                anyhow::anyhow!("{source}: cannot read after line {number} (truncated, corrupt or not UTF-8?): {e}")
+            })?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            let text = line.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Value>(text) {
+                Ok(doc) => add_document(&source, number, &doc, text, mapping, &mut buffers),
+                Err(e) => {
+                    buffers.read[0] += 1;
+                    buffers.rejects[0].push(Reject::new(
+                        &source,
+                        number,
+                        FieldError { kind: RejectKind::BrokenJson, column: None, message: format!("not valid JSON: {e}") },
+                        text.to_string(),
+                    ));
+                }
+            }
+            buffers.pending += 1;
+            if buffers.pending >= BATCH_ROWS / 8 && !buffers.flush(&tx) {
+                return Ok(());
+            }
+        }
+    } else {
+        // A whole-file document: a truncated file cannot be parsed at all, so it fails by name.
+        let mut text = String::new();
+        reader
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("{source}: cannot read (corrupt or not UTF-8?): {e}"))?;
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{source}: not a valid JSON document (truncated?): {e}"))?;
+        let docs: Vec<&Value> = match &doc {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        for (i, d) in docs.into_iter().enumerate() {
+            add_document(&source, i as u64 + 1, d, &d.to_string(), mapping, &mut buffers);
+            buffers.pending += 1;
+            if buffers.pending >= BATCH_ROWS / 8 && !buffers.flush(&tx) {
+                return Ok(());
+            }
+        }
+    }
+    buffers.flush(&tx);
+    Ok(())
+}
+
+/// Extracts every table's rows from one document.
+fn add_document(source: &str, line: u64, doc: &Value, raw: &str, mapping: &JsonMapping, buffers: &mut Buffers) {
+    let root = &mapping.tables[0];
+    buffers.read[0] += 1;
+    let scopes = [doc];
+    let missing = root.required_paths.iter().find(|p| p.resolve(&scopes).is_none_or(Value::is_null));
+    let result = match missing {
+        Some(p) => Err(FieldError {
+            kind: RejectKind::MissingRequired,
+            column: Some(p.fields.join(".")),
+            message: format!("required field '{}' is missing", p.fields.join(".")),
+        }),
+        None => push_row(&mut buffers.assemblers[0], root, &scopes),
+    };
+    if let Err(e) = result {
+        // The document's children would be orphans: the whole document is kept aside.
+        buffers.rejects[0].push(Reject::new(source, line, e, raw.to_string()));
+        return;
+    }
+    for (t, table) in mapping.tables.iter().enumerate().skip(1) {
+        let mut scopes = vec![doc];
+        walk(&table.steps, &mut scopes, doc, &mut |scopes| {
+            buffers.read[t] += 1;
+            if let Err(e) = push_row(&mut buffers.assemblers[t], table, scopes) {
+                let raw = scopes.last().map(|v| v.to_string()).unwrap_or_default();
+                buffers.rejects[t].push(Reject::new(source, line, e, raw));
+            }
+        });
+    }
+}
+
+fn push_row(assembler: &mut RowAssembler, table: &JsonTable, scopes: &[&Value]) -> Result<(), FieldError> {
+    let texts: Vec<Option<String>> = table.paths.iter().map(|p| field_text(p.resolve(scopes))).collect();
+    let fields: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
+    assembler.push(&fields)
+}
+
+/// Calls `emit` with the scope stack of every row the steps reach: the document, each enclosing
+/// array element, then the row's own value.
+fn walk<'a>(steps: &[Step], scopes: &mut Vec<&'a Value>, current: &'a Value, emit: &mut dyn FnMut(&[&'a Value])) {
+    let Some((step, rest)) = steps.split_first() else {
+        if scopes.last().is_some_and(|last| std::ptr::eq(*last, current)) {
+            emit(scopes);
+        } else {
+            scopes.push(current);
+            emit(scopes);
+            scopes.pop();
+        }
+        return;
+    };
+    match step {
+        Step::Field(f) => {
+            if let Some(next) = current.get(f) {
+                walk(rest, scopes, next, emit);
+            }
+        }
+        Step::Each(f) => {
+            if let Some(Value::Array(items)) = current.get(f) {
+                for item in items {
+                    scopes.push(item);
+                    walk(rest, scopes, item, emit);
+                    scopes.pop();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_rows_see_their_parents_and_the_document() {
+        let mapping = JsonMapping::from_yaml_str(
+            r#"
+tables:
+  - name: p
+    key: [id]
+    columns: [{name: id, path: id}]
+  - name: logs
+    rows: "items[*].media.log[*]"
+    columns:
+      - {name: pid, path: "$.id"}
+      - {name: item, path: "^.media.id"}
+      - {name: n, path: n, type: int64, required: true}
+"#,
+        )
+        .unwrap();
+        let doc: Value = serde_json::from_str(
+            r#"{"id": "P1", "items": [{"media": {"id": "m1", "log": [{"n": 1}, {"n": "x"}]}}, {"media": {"id": "m2", "log": [{"n": 3}]}}]}"#,
+        )
+        .unwrap();
+        let mut buffers = Buffers {
+            assemblers: mapping.tables.iter().map(|t| RowAssembler::new(t.target.spec.clone())).collect(),
+            rejects: vec![vec![], vec![]],
+            read: vec![0, 0],
+            pending: 0,
+        };
+        add_document("f", 1, &doc, "", &mapping, &mut buffers);
+        assert_eq!(buffers.read, vec![1, 3]);
+        assert_eq!(buffers.rejects[1].len(), 1);
+        assert_eq!(buffers.rejects[1][0].column.as_deref(), Some("n"));
+        let logs = buffers.assemblers[1].finish();
+        assert_eq!(logs.num_rows(), 2);
+        let items = logs.column(1).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        assert_eq!((items.value(0), items.value(1)), ("m1", "m2"));
+    }
+}
