@@ -45,13 +45,19 @@ fn csv_plan(table: &str, spec: TableSpec, path: &Path) -> SourcePlan {
 
 async fn query_i64(session: &BackbeatSession, sql: &str) -> Vec<i64> {
     let batches = session.context().sql(sql).await.unwrap().collect().await.unwrap();
-    batches
-        .iter()
-        .flat_map(|b| {
-            let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64).unwrap();
-            c.as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().values().to_vec()
-        })
-        .collect()
+    // Row-major: every column of every row.
+    let mut out = vec![];
+    for b in &batches {
+        let columns: Vec<arrow::array::Int64Array> = b
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).unwrap().as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().clone())
+            .collect();
+        for row in 0..b.num_rows() {
+            out.extend(columns.iter().map(|c| c.value(row)));
+        }
+    }
+    out
 }
 
 fn rejected_lines(session_rows: Vec<i64>) -> BTreeSet<u64> {
@@ -179,7 +185,7 @@ async fn reject_rate_limit_and_bad_files_commit_nothing() {
 async fn nested_playlist_json_flattens_into_keyed_tables() {
     let dir = tempfile::tempdir().unwrap();
     let lake = tempfile::tempdir().unwrap();
-    let counts = backbeat_datasets::isrc::generate(11, 300, 600, 0.05, dir.path(), |_| {}).unwrap();
+    let counts = backbeat_datasets::isrc::generate(11, 300, 3000, 0.2, dir.path(), |_| {}).unwrap();
     let bad = manifest_lines(&counts.dirty, "youtube_playlists.ndjson");
     assert!(!bad.is_empty());
     let session = session(lake.path()).await;
@@ -321,7 +327,7 @@ async fn mariadb_query_split_by_timestamp_with_declared_schema() {
         assert_eq!(report.tables[0].read, counts.orders);
     }
     assert_eq!(count_rows(&session, "my_orders").await.unwrap(), counts.orders);
-    let sums = query_i64(&session, "SELECT sum(order_id), CAST(sum(total) - sum(order_id) AS BIGINT) * 4 FROM my_orders").await;
+    let sums = query_i64(&session, "SELECT sum(order_id), CAST((sum(total) - sum(order_id)) * 4 AS BIGINT) FROM my_orders").await;
     let expected: i64 = rows.iter().map(|r| r[0].parse::<i64>().unwrap()).sum();
     assert_eq!(sums[0], expected);
     assert_eq!(sums[1] as u64, counts.orders, "decimals arrive exactly (.25 per row)");
