@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod bench_command;
+mod connector_bench;
 mod export_command;
 mod ingest_command;
 mod jobs_command;
@@ -130,6 +131,10 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
 enum BenchCommand {
     /// TPC-H: the 22 queries on DataFusion, backbeat embedded and a backbeat cluster.
     Tpch(bench_command::TpchBenchArgs),
+    /// Ingest throughput: CSV, PostgreSQL and MariaDB into Delta, beside psql \copy and mysqldump.
+    Ingest(connector_bench::ConnectorBenchArgs),
+    /// Export throughput: PostgreSQL, Redis and MongoDB, beside psql \copy and redis-benchmark.
+    Export(connector_bench::ConnectorBenchArgs),
 }
 
 #[derive(Args)]
@@ -268,6 +273,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Sql(args) => sql_command::run(args).await,
         Command::Tables { lake, format } => tables_command::run(&lake.root()?, format).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => connector_bench::ingest(args).await,
+        Command::Bench(BenchCommand::Export(args)) => connector_bench::export(args).await,
         Command::Ingest(source) => ingest_command::run(source).await,
         Command::Export(args) => export_command::run(args).await,
         Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,
