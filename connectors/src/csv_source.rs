@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail};
 use csv::ByteRecord;
 
 use crate::dead_letter::Reject;
-use crate::ingest::{BATCH_ROWS, Chunk, ChunkSender, PartitionReader, SourcePlan, TargetTable};
+use crate::ingest::{ChunkSender, PartitionReader, PendingChunk, SourcePlan, TargetTable};
 use crate::table_spec::{ColumnSpec, ColumnType, TableSpec};
-use crate::typed_row::{FieldError, RejectKind, RowAssembler, parse_timestamp_micros};
+use crate::typed_row::{FieldError, RejectKind, parse_timestamp_micros};
 
 /// How CSV files are laid out.
 #[derive(Debug, Clone)]
@@ -203,9 +203,7 @@ fn read_file(path: &Path, spec: Arc<TableSpec>, options: &CsvOptions, tx: ChunkS
     }
     let positions = column_positions(path, &spec, header.as_deref())?;
     let expected_fields = header.as_ref().map(Vec::len).unwrap_or(spec.columns.len());
-    let mut rows = RowAssembler::new(spec.clone());
-    let mut rejects = Vec::new();
-    let mut read = 0u64;
+    let mut chunk = PendingChunk::new(0, spec.clone());
     loop {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
@@ -214,34 +212,28 @@ fn read_file(path: &Path, spec: Arc<TableSpec>, options: &CsvOptions, tx: ChunkS
         }
         let line = record.position().map(|p| p.line()).unwrap_or(last_line + 1);
         last_line = line;
-        read += 1;
         let mut texts = Vec::with_capacity(record.len());
         for i in 0..record.len() {
             texts.push(utf8(path, line, i, &record[i])?);
         }
-        let result = if texts.len() != expected_fields {
-            Err(FieldError {
+        let raw = || join_raw(&texts, options);
+        if texts.len() != expected_fields {
+            let error = FieldError {
                 kind: RejectKind::MalformedLine,
                 column: None,
                 message: format!("expected {expected_fields} fields, found {}", texts.len()),
-            })
+            };
+            chunk.reject(Reject::new(&source, line, error, raw()));
         } else {
             // An empty field is NULL (Spark's default `nullValue`).
             let fields: Vec<Option<&str>> = positions.iter().map(|&p| Some(texts[p]).filter(|t| !t.is_empty())).collect();
-            rows.push(&fields)
-        };
-        if let Err(error) = result {
-            rejects.push(Reject::new(&source, line, error, join_raw(&texts, options)));
+            chunk.add(&fields, |e| Reject::new(&source, line, e, raw()));
         }
-        if rows.len() + rejects.len() >= BATCH_ROWS {
-            let chunk = Chunk { table: 0, batch: Some(rows.finish()), rejects: std::mem::take(&mut rejects), rows_read: read };
-            read = 0;
-            if tx.blocking_send(chunk).is_err() {
-                return Ok(()); // the writer failed and reports why
-            }
+        if chunk.is_full() && tx.blocking_send(chunk.take()).is_err() {
+            return Ok(()); // the writer failed and reports why
         }
     }
-    let _ = tx.blocking_send(Chunk { table: 0, batch: Some(rows.finish()), rejects, rows_read: read });
+    let _ = tx.blocking_send(chunk.take());
     Ok(())
 }
 

@@ -10,10 +10,9 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
 use crate::dead_letter::Reject;
-use crate::ingest::{BATCH_ROWS, Chunk, ChunkSender, PartitionReader, SourcePlan, TargetTable};
+use crate::ingest::{ChunkSender, PartitionReader, PendingChunk, SourcePlan, TargetTable};
 use crate::secret_url::{redact, scrub_error};
 use crate::table_spec::{ColumnSpec, ColumnType, TableSpec};
-use crate::typed_row::RowAssembler;
 
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,36 +306,27 @@ async fn read_postgres(url: &str, sql: &str, source: &str, spec: Arc<TableSpec>,
     let client = pg_connect(url).await?;
     let stream = client.copy_out(&format!("COPY ({sql}) TO STDOUT")).await.context("starting COPY")?;
     futures::pin_mut!(stream);
-    let mut rows = RowAssembler::new(spec);
-    let mut rejects = Vec::new();
+    let mut chunk = PendingChunk::new(0, spec);
     let mut pending: Vec<u8> = Vec::new();
     let mut ordinal = 0u64;
-    let mut read = 0u64;
     while let Some(bytes) = stream.next().await {
         pending.extend_from_slice(&bytes.context("COPY stream")?);
         let mut start = 0;
         while let Some(end) = pending[start..].iter().position(|&b| b == b'\n').map(|p| start + p) {
             ordinal += 1;
-            read += 1;
             let line = std::str::from_utf8(&pending[start..end]).with_context(|| format!("row {ordinal} is not UTF-8"))?;
             let fields: Vec<Option<String>> = line.split('\t').map(unescape_copy_text).collect();
             let refs: Vec<Option<&str>> = fields.iter().map(|f| f.as_deref()).collect();
-            if let Err(e) = rows.push(&refs) {
-                rejects.push(Reject::new(source, ordinal, e, line.to_string()));
-            }
+            chunk.add(&refs, |e| Reject::new(source, ordinal, e, line.to_string()));
             start = end + 1;
-            if rows.len() + rejects.len() >= BATCH_ROWS {
-                let chunk = Chunk { table: 0, batch: Some(rows.finish()), rejects: std::mem::take(&mut rejects), rows_read: read };
-                read = 0;
-                if tx.send(chunk).await.is_err() {
-                    return Ok(());
-                }
+            if chunk.is_full() && tx.send(chunk.take()).await.is_err() {
+                return Ok(());
             }
         }
         pending.drain(..start);
     }
     ensure!(pending.is_empty(), "COPY output ended in the middle of a row");
-    let _ = tx.send(Chunk { table: 0, batch: Some(rows.finish()), rejects, rows_read: read }).await;
+    let _ = tx.send(chunk.take()).await;
     Ok(())
 }
 
@@ -416,30 +406,23 @@ async fn read_mysql(url: &str, sql: &str, source: &str, spec: Arc<TableSpec>, tx
     let mut conn = mysql_connect(url).await?;
     let mut result = conn.query_iter(sql).await.context("running the partition query")?;
     let mut stream = result.stream::<mysql_async::Row>().await?.context("no result set")?;
-    let mut rows = RowAssembler::new(spec);
-    let mut rejects = Vec::new();
+    let mut chunk = PendingChunk::new(0, spec);
     let mut ordinal = 0u64;
-    let mut read = 0u64;
     while let Some(row) = stream.next().await {
         let row = row.context("reading a row")?;
         ordinal += 1;
-        read += 1;
         let fields: Vec<Option<String>> = row.unwrap().into_iter().map(mysql_text).collect();
         let refs: Vec<Option<&str>> = fields.iter().map(|f| f.as_deref()).collect();
-        if let Err(e) = rows.push(&refs) {
+        chunk.add(&refs, |e| {
             let raw = fields.iter().map(|f| f.as_deref().unwrap_or("NULL")).collect::<Vec<_>>().join("\t");
-            rejects.push(Reject::new(source, ordinal, e, raw));
-        }
-        if rows.len() + rejects.len() >= BATCH_ROWS {
-            let chunk = Chunk { table: 0, batch: Some(rows.finish()), rejects: std::mem::take(&mut rejects), rows_read: read };
-            read = 0;
-            if tx.send(chunk).await.is_err() {
-                return Ok(());
-            }
+            Reject::new(source, ordinal, e, raw)
+        });
+        if chunk.is_full() && tx.send(chunk.take()).await.is_err() {
+            return Ok(());
         }
     }
     drop(stream);
-    let _ = tx.send(Chunk { table: 0, batch: Some(rows.finish()), rejects, rows_read: read }).await;
+    let _ = tx.send(chunk.take()).await;
     Ok(())
 }
 

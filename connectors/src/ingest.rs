@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::dead_letter::{Reject, rejected_schema, rejected_table_name, rejects_batch};
 use crate::table_spec::TableSpec;
+use crate::typed_row::{FieldError, RowAssembler};
 
 /// Rows per batch a source hands to its writer.
 pub const BATCH_ROWS: usize = 65_536;
@@ -64,6 +65,56 @@ pub struct Chunk {
     pub rejects: Vec<Reject>,
     /// Rows read for this table in this chunk (= batch rows + rejects).
     pub rows_read: u64,
+}
+
+/// The rows of one table a partition has read but not yet sent: typed rows, rejects, and the count
+/// read (always `rows + rejects`). Every source reader fills one and sends it when full.
+pub struct PendingChunk {
+    table: usize,
+    rows: RowAssembler,
+    rejects: Vec<Reject>,
+    read: u64,
+}
+
+impl PendingChunk {
+    /// An empty chunk for table `table` of the plan, typed by `spec`.
+    pub fn new(table: usize, spec: Arc<TableSpec>) -> Self {
+        Self { table, rows: RowAssembler::new(spec), rejects: vec![], read: 0 }
+    }
+
+    /// Reads one row: typed into the batch (true), or rejected with `reject` making the
+    /// dead-letter row (false).
+    pub fn add(&mut self, fields: &[Option<&str>], reject: impl FnOnce(FieldError) -> Reject) -> bool {
+        self.read += 1;
+        match self.rows.push(fields) {
+            Ok(()) => true,
+            Err(e) => {
+                self.rejects.push(reject(e));
+                false
+            }
+        }
+    }
+
+    /// Reads one row that was rejected before typing (a malformed line, broken JSON).
+    pub fn reject(&mut self, reject: Reject) {
+        self.read += 1;
+        self.rejects.push(reject);
+    }
+
+    /// True when the chunk should be sent.
+    pub fn is_full(&self) -> bool {
+        self.read as usize >= BATCH_ROWS
+    }
+
+    /// The chunk to send; this one starts empty again.
+    pub fn take(&mut self) -> Chunk {
+        Chunk {
+            table: self.table,
+            batch: Some(self.rows.finish()),
+            rejects: std::mem::take(&mut self.rejects),
+            rows_read: std::mem::take(&mut self.read),
+        }
+    }
 }
 
 /// Sends a partition's chunks; the channel is bounded, so a fast reader waits for its writer.

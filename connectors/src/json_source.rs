@@ -32,9 +32,9 @@ use serde_json::Value;
 
 use crate::csv_source::open_decoded;
 use crate::dead_letter::Reject;
-use crate::ingest::{BATCH_ROWS, Chunk, ChunkSender, PartitionReader, SourcePlan, TargetTable};
+use crate::ingest::{ChunkSender, PartitionReader, PendingChunk, SourcePlan, TargetTable};
 use crate::table_spec::{ColumnSpec, ColumnType, TableSpec};
-use crate::typed_row::{FieldError, RejectKind, RowAssembler};
+use crate::typed_row::{FieldError, RejectKind};
 
 /// One step of a row path: a field, or every element of an array field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,40 +239,35 @@ fn field_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// Per-table buffers of one partition.
+/// Per-table pending chunks of one partition, sent every [`DOCS_PER_FLUSH`] documents.
 struct Buffers {
-    assemblers: Vec<RowAssembler>,
-    rejects: Vec<Vec<Reject>>,
-    read: Vec<u64>,
+    chunks: Vec<PendingChunk>,
     pending: usize,
 }
 
+/// Documents between sends: one document can hold hundreds of nested rows.
+const DOCS_PER_FLUSH: usize = 8_192;
+
 impl Buffers {
-    fn flush(&mut self, tx: &ChunkSender) -> bool {
-        for t in 0..self.assemblers.len() {
-            let chunk = Chunk {
-                table: t,
-                batch: Some(self.assemblers[t].finish()),
-                rejects: std::mem::take(&mut self.rejects[t]),
-                rows_read: std::mem::take(&mut self.read[t]),
-            };
-            if tx.blocking_send(chunk).is_err() {
-                return false;
-            }
+    fn new(mapping: &JsonMapping) -> Self {
+        Self { chunks: mapping.tables.iter().enumerate().map(|(t, table)| PendingChunk::new(t, table.target.spec.clone())).collect(), pending: 0 }
+    }
+
+    /// Counts one document; sends every table's chunk when enough have accumulated (or `force`).
+    /// False when the writer is gone.
+    fn document_done(&mut self, tx: &ChunkSender, force: bool) -> bool {
+        self.pending += 1;
+        if !force && self.pending < DOCS_PER_FLUSH {
+            return true;
         }
         self.pending = 0;
-        true
+        self.chunks.iter_mut().all(|c| tx.blocking_send(c.take()).is_ok())
     }
 }
 
 fn read_file(path: &Path, mapping: &JsonMapping, tx: ChunkSender) -> Result<()> {
     let source = path.display().to_string();
-    let mut buffers = Buffers {
-        assemblers: mapping.tables.iter().map(|t| RowAssembler::new(t.target.spec.clone())).collect(),
-        rejects: mapping.tables.iter().map(|_| vec![]).collect(),
-        read: vec![0; mapping.tables.len()],
-        pending: 0,
-    };
+    let mut buffers = Buffers::new(mapping);
     let ndjson = matches!(
         path.file_name().and_then(|n| n.to_str()).map(|n| n.trim_end_matches(".gz").trim_end_matches(".zst")),
         Some(n) if n.ends_with(".ndjson") || n.ends_with(".jsonl")
@@ -297,18 +292,14 @@ fn read_file(path: &Path, mapping: &JsonMapping, tx: ChunkSender) -> Result<()> 
             }
             match serde_json::from_str::<Value>(text) {
                 Ok(doc) => add_document(&source, number, &doc, text, mapping, &mut buffers),
-                Err(e) => {
-                    buffers.read[0] += 1;
-                    buffers.rejects[0].push(Reject::new(
-                        &source,
-                        number,
-                        FieldError { kind: RejectKind::BrokenJson, column: None, message: format!("not valid JSON: {e}") },
-                        text.to_string(),
-                    ));
-                }
+                Err(e) => buffers.chunks[0].reject(Reject::new(
+                    &source,
+                    number,
+                    FieldError { kind: RejectKind::BrokenJson, column: None, message: format!("not valid JSON: {e}") },
+                    text.to_string(),
+                )),
             }
-            buffers.pending += 1;
-            if buffers.pending >= BATCH_ROWS / 8 && !buffers.flush(&tx) {
+            if !buffers.document_done(&tx, false) {
                 return Ok(());
             }
         }
@@ -326,51 +317,55 @@ fn read_file(path: &Path, mapping: &JsonMapping, tx: ChunkSender) -> Result<()> 
         };
         for (i, d) in docs.into_iter().enumerate() {
             add_document(&source, i as u64 + 1, d, &d.to_string(), mapping, &mut buffers);
-            buffers.pending += 1;
-            if buffers.pending >= BATCH_ROWS / 8 && !buffers.flush(&tx) {
+            if !buffers.document_done(&tx, false) {
                 return Ok(());
             }
         }
     }
-    buffers.flush(&tx);
+    buffers.document_done(&tx, true);
     Ok(())
 }
 
 /// Extracts every table's rows from one document.
 fn add_document(source: &str, line: u64, doc: &Value, raw: &str, mapping: &JsonMapping, buffers: &mut Buffers) {
     let root = &mapping.tables[0];
-    buffers.read[0] += 1;
     let scopes = [doc];
     let missing = root.required_paths.iter().find(|p| p.resolve(&scopes).is_none_or(Value::is_null));
-    let result = match missing {
-        Some(p) => Err(FieldError {
-            kind: RejectKind::MissingRequired,
-            column: Some(p.fields.join(".")),
-            message: format!("required field '{}' is missing", p.fields.join(".")),
-        }),
-        None => push_row(&mut buffers.assemblers[0], root, &scopes),
+    let accepted = match missing {
+        Some(p) => {
+            let error = FieldError {
+                kind: RejectKind::MissingRequired,
+                column: Some(p.fields.join(".")),
+                message: format!("required field '{}' is missing", p.fields.join(".")),
+            };
+            buffers.chunks[0].reject(Reject::new(source, line, error, raw.to_string()));
+            false
+        }
+        None => {
+            let texts = row_texts(root, &scopes);
+            buffers.chunks[0].add(&as_fields(&texts), |e| Reject::new(source, line, e, raw.to_string()))
+        }
     };
-    if let Err(e) = result {
+    if !accepted {
         // The document's children would be orphans: the whole document is kept aside.
-        buffers.rejects[0].push(Reject::new(source, line, e, raw.to_string()));
         return;
     }
     for (t, table) in mapping.tables.iter().enumerate().skip(1) {
+        let chunk = &mut buffers.chunks[t];
         let mut scopes = vec![doc];
         walk(&table.steps, &mut scopes, doc, &mut |scopes| {
-            buffers.read[t] += 1;
-            if let Err(e) = push_row(&mut buffers.assemblers[t], table, scopes) {
-                let raw = scopes.last().map(|v| v.to_string()).unwrap_or_default();
-                buffers.rejects[t].push(Reject::new(source, line, e, raw));
-            }
+            let texts = row_texts(table, scopes);
+            chunk.add(&as_fields(&texts), |e| Reject::new(source, line, e, scopes.last().map(|v| v.to_string()).unwrap_or_default()));
         });
     }
 }
 
-fn push_row(assembler: &mut RowAssembler, table: &JsonTable, scopes: &[&Value]) -> Result<(), FieldError> {
-    let texts: Vec<Option<String>> = table.paths.iter().map(|p| field_text(p.resolve(scopes))).collect();
-    let fields: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
-    assembler.push(&fields)
+fn row_texts(table: &JsonTable, scopes: &[&Value]) -> Vec<Option<String>> {
+    table.paths.iter().map(|p| field_text(p.resolve(scopes))).collect()
+}
+
+fn as_fields(texts: &[Option<String>]) -> Vec<Option<&str>> {
+    texts.iter().map(|t| t.as_deref()).collect()
 }
 
 /// Calls `emit` with the scope stack of every row the steps reach: the document, each enclosing
@@ -429,17 +424,13 @@ tables:
             r#"{"id": "P1", "items": [{"media": {"id": "m1", "log": [{"n": 1}, {"n": "x"}]}}, {"media": {"id": "m2", "log": [{"n": 3}]}}]}"#,
         )
         .unwrap();
-        let mut buffers = Buffers {
-            assemblers: mapping.tables.iter().map(|t| RowAssembler::new(t.target.spec.clone())).collect(),
-            rejects: vec![vec![], vec![]],
-            read: vec![0, 0],
-            pending: 0,
-        };
+        let mut buffers = Buffers::new(&mapping);
         add_document("f", 1, &doc, "", &mapping, &mut buffers);
-        assert_eq!(buffers.read, vec![1, 3]);
-        assert_eq!(buffers.rejects[1].len(), 1);
-        assert_eq!(buffers.rejects[1][0].column.as_deref(), Some("n"));
-        let logs = buffers.assemblers[1].finish();
+        let chunks: Vec<_> = buffers.chunks.iter_mut().map(PendingChunk::take).collect();
+        assert_eq!((chunks[0].rows_read, chunks[1].rows_read), (1, 3));
+        assert_eq!(chunks[1].rejects.len(), 1);
+        assert_eq!(chunks[1].rejects[0].column.as_deref(), Some("n"));
+        let logs = chunks[1].batch.clone().unwrap();
         assert_eq!(logs.num_rows(), 2);
         let items = logs.column(1).as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
         assert_eq!((items.value(0), items.value(1)), ("m1", "m2"));
