@@ -35,7 +35,7 @@ impl Default for CsvOptions {
 /// matches of a glob (sorted). No file at all is an error.
 pub fn list_files(path: &str) -> Result<Vec<PathBuf>> {
     let p = Path::new(path);
-    let mut files: Vec<PathBuf> = if p.is_file() {
+    let files: Vec<PathBuf> = if p.is_file() {
         vec![p.to_path_buf()]
     } else if p.is_dir() {
         std::fs::read_dir(p)
@@ -53,6 +53,8 @@ pub fn list_files(path: &str) -> Result<Vec<PathBuf>> {
     } else {
         bail!("{path}: no such file or directory");
     };
+    // Absolute paths: the dead-letter table names the same file the same way from any directory.
+    let mut files: Vec<PathBuf> = files.into_iter().map(|f| std::fs::canonicalize(&f).unwrap_or(f)).collect();
     files.sort();
     if files.is_empty() {
         bail!("{path}: no files to ingest");
