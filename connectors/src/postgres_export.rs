@@ -218,19 +218,35 @@ pub fn quote_pg_ident(name: &str) -> Result<String> {
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
 
-/// `schema.table` or `table`, each part quoted; `suffix` is appended to the table part.
-fn qualified(table: &str, suffix: &str) -> Result<(Option<String>, String)> {
-    let (schema, name) = match table.split_once('.') {
-        Some((s, t)) => (Some(quote_pg_ident(s)?), t),
-        None => (None, table),
-    };
-    Ok((schema, quote_pg_ident(&format!("{name}{suffix}"))?))
+/// A table name as given (`table` or `schema.table`), for building quoted names of the table and
+/// of the objects that belong to it (its staging table, its primary-key index).
+struct PgName {
+    schema: Option<String>,
+    table: String,
 }
 
-fn full_name(parts: &(Option<String>, String)) -> String {
-    match &parts.0 {
-        Some(s) => format!("{s}.{}", parts.1),
-        None => parts.1.clone(),
+impl PgName {
+    fn parse(name: &str) -> Result<Self> {
+        let (schema, table) = match name.split_once('.') {
+            Some((s, t)) => (Some(quote_pg_ident(s)?), t.to_string()),
+            None => (None, name.to_string()),
+        };
+        quote_pg_ident(&table)?;
+        Ok(Self { schema, table })
+    }
+
+    /// `"table<suffix>"`, unqualified (what `RENAME TO` takes).
+    fn bare(&self, suffix: &str) -> Result<String> {
+        quote_pg_ident(&format!("{}{suffix}", self.table))
+    }
+
+    /// `"schema"."table<suffix>"`, or unqualified without a schema.
+    fn qualified(&self, suffix: &str) -> Result<String> {
+        let bare = self.bare(suffix)?;
+        Ok(match &self.schema {
+            Some(s) => format!("{s}.{bare}"),
+            None => bare,
+        })
     }
 }
 
@@ -257,8 +273,8 @@ async fn export_inner(mut stream: SendableRecordBatchStream, target: &PgTarget, 
     let columns: Vec<String> = schema.fields().iter().map(|f| quote_pg_ident(f.name())).collect::<Result<_>>()?;
     let keys: Vec<String> = target.key.iter().map(|k| quote_pg_ident(k)).collect::<Result<_>>()?;
     let definition = columns.iter().zip(&types).map(|(c, t)| format!("{c} {}", t.sql())).collect::<Vec<_>>().join(", ");
-    let final_parts = qualified(&target.table, "")?;
-    let final_name = full_name(&final_parts);
+    let name = PgName::parse(&target.table)?;
+    let final_name = name.qualified("")?;
 
     let (mut client, connection) = tokio_postgres::connect(&target.url, tokio_postgres::NoTls)
         .await
@@ -267,7 +283,7 @@ async fn export_inner(mut stream: SendableRecordBatchStream, target: &PgTarget, 
     let tx = client.transaction().await?;
     let load_into = match target.mode {
         PgMode::Replace => {
-            let staging = full_name(&qualified(&target.table, STAGING_SUFFIX)?);
+            let staging = name.qualified(STAGING_SUFFIX)?;
             // A staging table left by a crashed run is ours to drop; this runs in our transaction.
             tx.batch_execute(&format!("DROP TABLE IF EXISTS {staging}; CREATE TABLE {staging} ({definition})")).await?;
             staging
@@ -314,28 +330,23 @@ async fn export_inner(mut stream: SendableRecordBatchStream, target: &PgTarget, 
 
     match target.mode {
         PgMode::Replace => {
-            let staging_parts = qualified(&target.table, STAGING_SUFFIX)?;
-            let staging = full_name(&staging_parts);
-            let bare = |parts: &(Option<String>, String)| parts.1.clone();
-            let index_name = |suffix: &str| {
-                let raw = final_parts.1.trim_matches('"').replace("\"\"", "\"");
-                quote_pg_ident(&format!("{raw}{suffix}_pkey"))
-            };
+            // The index is built after the load (faster than maintaining it row by row) and named
+            // after the table, so that the next run's staging table can take the staging name.
+            let staging = name.qualified(STAGING_SUFFIX)?;
             let mut sql = String::new();
             if !keys.is_empty() {
+                let index = name.bare(&format!("{STAGING_SUFFIX}_pkey"))?;
+                sql.push_str(&format!("ALTER TABLE {staging} ADD CONSTRAINT {index} PRIMARY KEY ({}); ", keys.join(", ")));
+            }
+            sql.push_str(&format!("DROP TABLE IF EXISTS {final_name}; ALTER TABLE {staging} RENAME TO {}; ", name.bare("")?));
+            if !keys.is_empty() {
                 sql.push_str(&format!(
-                    "ALTER TABLE {staging} ADD CONSTRAINT {} PRIMARY KEY ({}); ",
-                    index_name(STAGING_SUFFIX)?,
-                    keys.join(", ")
+                    "ALTER INDEX {} RENAME TO {}; ",
+                    name.qualified(&format!("{STAGING_SUFFIX}_pkey"))?,
+                    name.bare("_pkey")?
                 ));
             }
-            sql.push_str(&format!("DROP TABLE IF EXISTS {final_name}; ALTER TABLE {staging} RENAME TO {}; ", bare(&final_parts)));
-            if !keys.is_empty() {
-                let schema_prefix = final_parts.0.as_ref().map(|s| format!("{s}.")).unwrap_or_default();
-                sql.push_str(&format!("ALTER INDEX {schema_prefix}{} RENAME TO {}; ", index_name(STAGING_SUFFIX)?, index_name("")?));
-            }
             tx.batch_execute(&sql).await.context("replacing the target table")?;
-            let _ = staging_parts;
         }
         PgMode::Upsert => {
             let non_keys: Vec<&String> = columns.iter().filter(|c| !keys.contains(c)).collect();
