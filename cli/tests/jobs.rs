@@ -289,13 +289,23 @@ async fn rust_dataframe_job_finds_each_listeners_top_genre() {
 
     let cluster = TestCluster::start();
     let session = cluster.session(lake).await;
-    run(&session, "user_top_genres", &[("top", "2".into())]).await;
-    let top = query(&session, "SELECT user_id, track_genre FROM user_top_genres WHERE genre_rank = 1").await;
+    let out = format!("top_genres_{}", std::process::id());
+    run(&session, "user_top_genres", &[("top", "2".into()), ("out", out.clone()), ("export_to", "redis://127.0.0.1:6379/0".into())]).await;
+    let top = query(&session, &format!("SELECT user_id, track_genre FROM {out} WHERE genre_rank = 1")).await;
     let got: BTreeMap<i64, String> = (0..top.num_rows())
         .map(|i| (top.column(0).as_primitive::<Int64Type>().value(i), top.column(1).as_string::<i32>().value(i).to_string()))
         .collect();
     assert_eq!(got, expected);
-    let max_rank = query(&session, "SELECT max(genre_rank) AS r FROM user_top_genres").await;
+    // Exported to Redis: one sorted set per listener, the favourite genre ranked first.
+    let redis = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.expect("Redis on 127.0.0.1:6379");
+    let (user, genre) = expected.iter().next().unwrap();
+    let ranked: Vec<(String, f64)> = redis::cmd("ZREVRANGE").arg(format!("{out}:{user}")).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut conn).await.unwrap();
+    assert_eq!(&ranked[0].0, genre, "{ranked:?}");
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{out}:*")).query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), expected.len(), "one key per listener");
+    let _: () = redis::cmd("DEL").arg(&keys).arg(format!("backbeat:export:{out}:{{user_id}}")).query_async(&mut conn).await.unwrap();
+    let max_rank = query(&session, &format!("SELECT max(genre_rank) AS r FROM {out}")).await;
     // row_number is UInt64; Delta has no unsigned types, so the table stores it as BIGINT.
     assert_eq!(max_rank.column(0).as_primitive::<Int64Type>().value(0), 2, "top=2 keeps two genres");
 }

@@ -104,6 +104,7 @@ fn rust_jobs() -> Vec<Job> {
             param("tracks", T::Table, "tracks", "tracks: track_id, track_genre"),
             param("out", T::Table, "user_top_genres", "table to write"),
             param("top", T::Int, "3", "genres kept per listener"),
+            param("export_to", T::Text, "", "serving store to export to (e.g. redis://127.0.0.1:6379/0: a sorted set per listener, key <out>:<user_id>)"),
         ],
         body: JobBody::Rust(|session, params| Box::pin(crate::user_top_genres::run(session, params))),
     }]

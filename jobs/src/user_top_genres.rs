@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use backbeat_cluster::session::{BackbeatSession, WriteMode};
+use backbeat_connectors::export::{ExportOptions, export_table, target_for};
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{ExprFunctionExt, JoinType};
@@ -13,7 +14,7 @@ use datafusion::prelude::{col, lit};
 
 use crate::job_runner::{ReportSection, RustJobOutput};
 
-/// Runs the job with bound parameter values `params` (events, tracks, out, top).
+/// Runs the job with bound parameter values `params` (events, tracks, out, top, export_to).
 pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -> Result<RustJobOutput> {
     let ctx = session.context();
     let top: i64 = params["top"].parse()?;
@@ -46,6 +47,22 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
         .aggregate(vec![col("track_genre")], vec![count(lit(1)).alias("listeners")])?
         .sort(vec![col("listeners").sort(false, false), col("track_genre").sort(true, false)])?
         .limit(0, Some(10))?;
+    // Serving: the same library call as `backbeat export` (PostgreSQL/MongoDB keyed by listener
+    // and rank, or a Redis sorted set per listener ranked by plays).
+    if let Some(url) = params.get("export_to").filter(|u| !u.is_empty()) {
+        let options = ExportOptions {
+            key: vec!["user_id".into(), "genre_rank".into()],
+            key_pattern: Some(format!("{out}:{{user_id}}")),
+            redis_value: Some("zset".into()),
+            member: Some("track_genre".into()),
+            score: Some("plays".into()),
+            ..Default::default()
+        };
+        let target = target_for(url, out, &options)?;
+        let report = export_table(session, out, None, &target, false).await?;
+        tracing::info!(rows = report.rows, target = %report.target, "user_top_genres exported");
+    }
+
     let schema = summary.schema().as_arrow().clone();
     let batches = summary.collect().await?;
     Ok(RustJobOutput {
