@@ -163,9 +163,11 @@ pub async fn export(args: ConnectorBenchArgs) -> Result<()> {
     let session = embedded(&args.work.join("lake")).await?;
     let n = args.rows;
     session
+        // unnest(range(..)), not the range() table function, which Ballista cannot serialize.
         .sql(&format!(
             "CREATE TABLE recs AS SELECT value AS user_id, value % 5000 AS track_id, CAST(value % 1000 AS DOUBLE) / 1000 AS score, \
-             arrow_cast(value * 1000000, 'Timestamp(µs, \"UTC\")') AS at, 'title ' || CAST(value AS VARCHAR) AS title FROM range({n})"
+             arrow_cast(value * 1000000, 'Timestamp(µs, \"UTC\")') AS at, 'title ' || CAST(value AS VARCHAR) AS title \
+             FROM (SELECT unnest(range(0, {n})) AS value)"
         ))
         .await?
         .collect()

@@ -15,6 +15,8 @@ use crate::arrow_cell::cell;
 use crate::export::ExportProgress;
 use crate::secret_url::{redact, scrub_error};
 
+/// Longest wait for one reply (the atomic switch of a large export is a single reply).
+const SWITCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Commands per pipeline round trip.
 const PIPELINE: usize = 5_000;
 
@@ -148,6 +150,9 @@ async fn export_inner(mut stream: SendableRecordBatchStream, target: &RedisTarge
         .get_multiplexed_async_connection()
         .await
         .with_context(|| format!("cannot connect to {}", redact(&target.url)))?;
+    // The switch is one MULTI/EXEC of a RENAME per key: at a million keys it takes seconds, far
+    // beyond the driver's default response timeout.
+    conn.set_response_timeout(SWITCH_TIMEOUT);
     let run = uuid::Uuid::new_v4().simple().to_string();
     let tmp_prefix = format!("backbeat:tmp:{}:", &run[..12]);
     let mut keys: HashSet<String> = HashSet::new();
