@@ -6,9 +6,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use arrow::datatypes::Schema;
 use backbeat_cluster::session::BackbeatSession;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::ingest::quote_ident;
+use crate::row_progress::RowProgress;
 use crate::mongo_export::{self, MongoMode, MongoTarget};
 use crate::postgres_export::{self, PgMode, PgTarget};
 use crate::redis_export::{self, RedisTarget, RedisValue};
@@ -104,33 +104,6 @@ pub fn validate_key_columns(schema: &Schema, key: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar with rows/s (hidden when not on a terminal).
-#[derive(Clone)]
-pub struct ExportProgress(ProgressBar);
-
-impl ExportProgress {
-    /// A bar labelled `label`; `show` false hides it.
-    pub fn new(show: bool, label: &str) -> Self {
-        if !show {
-            return Self(ProgressBar::hidden());
-        }
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {human_pos} rows ({per_sec}, {elapsed})").expect("valid template"));
-        bar.set_message(label.to_string());
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        Self(bar)
-    }
-
-    /// Counts `n` more rows.
-    pub fn inc(&self, n: u64) {
-        self.0.inc(n);
-    }
-
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
 /// What an export did.
 #[derive(Debug, Clone)]
 pub struct ExportReport {
@@ -160,7 +133,7 @@ pub async fn export_table(
     };
     let df = session.context().sql(&sql).await.with_context(|| format!("planning the export of '{table}'"))?;
     let stream = df.execute_stream().await.with_context(|| format!("reading '{table}'"))?;
-    let progress = ExportProgress::new(show_progress, &format!("{table} → {}", target.describe()));
+    let progress = RowProgress::new(show_progress, &format!("{table} → {}", target.describe()));
     let rows = match target {
         ExportTarget::Postgres(t) => postgres_export::export(stream, t, &progress).await,
         ExportTarget::Redis(t) => redis_export::export(stream, t, &progress).await,

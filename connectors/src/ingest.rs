@@ -20,9 +20,9 @@ use deltalake::kernel::Add;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
+use crate::row_progress::RowProgress;
 use crate::dead_letter::{Reject, rejected_schema, rejected_table_name, rejects_batch};
 use crate::table_spec::TableSpec;
 use crate::typed_row::{FieldError, RowAssembler};
@@ -193,7 +193,7 @@ pub async fn run_ingest(session: &BackbeatSession, plan: SourcePlan, options: &I
         targets.push(prepare_target(lake, table, options.mode, &run_id).await?);
     }
 
-    let progress = progress_bar(options.progress, &plan.label);
+    let progress = RowProgress::new(options.progress, &plan.label);
     let partitions = plan.partitions.into_iter().enumerate().map(|(index, reader)| {
         let targets = targets.clone();
         let progress = progress.clone();
@@ -218,7 +218,7 @@ pub async fn run_ingest(session: &BackbeatSession, plan: SourcePlan, options: &I
         }
     }
     drop(results);
-    progress.finish_and_clear();
+    progress.finish();
     if let Some(e) = failure {
         discard(&targets, &outcomes);
         return Err(e.context("ingest failed; nothing was committed"));
@@ -331,26 +331,12 @@ async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: IngestMod
     Ok(Target { name: name.clone(), spec: table.spec.clone(), file_schema: schema, write_spec, staging: None })
 }
 
-fn progress_bar(show: bool, label: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} {human_pos} rows read ({per_sec}, {elapsed})")
-            .expect("valid template"),
-    );
-    bar.set_message(label.to_string());
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 /// Reads one partition and writes its rows, returning per-table outcomes (files not yet committed).
 async fn write_partition(
     index: i64,
     reader: PartitionReader,
     targets: Vec<Target>,
-    progress: ProgressBar,
+    progress: RowProgress,
 ) -> Result<Vec<TableOutcome>> {
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
     let read = tokio::spawn(reader(tx));

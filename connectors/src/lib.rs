@@ -30,6 +30,8 @@ pub mod mongo_export;
 pub mod postgres_export;
 /// Redis: hashes, JSON or sorted sets under temporary keys, switched in by MULTI/EXEC renames.
 pub mod redis_export;
+/// The rows-per-second progress bar of ingest and export.
+pub mod row_progress;
 /// Connection URLs with passwords hidden, for logs and errors.
 pub mod secret_url;
 /// Declared table schemas (YAML), types and keys.

@@ -13,7 +13,8 @@ use mongodb::bson::{Bson, Document, doc, spec::BinarySubtype};
 use mongodb::{Client, ClientSession, Database};
 
 use crate::arrow_cell::{Cell, cell, decimal_text};
-use crate::export::{ExportProgress, validate_key_columns};
+use crate::export::validate_key_columns;
+use crate::row_progress::RowProgress;
 use crate::secret_url::{redact, scrub_error};
 
 /// Documents per `update` command (MongoDB accepts up to 100,000 statements per batch).
@@ -124,11 +125,11 @@ async fn upsert(db: &Database, collection: &str, docs: Vec<Document>, session: O
 }
 
 /// Exports `stream`; returns rows exported.
-pub async fn export(stream: SendableRecordBatchStream, target: &MongoTarget, progress: &ExportProgress) -> Result<u64> {
+pub async fn export(stream: SendableRecordBatchStream, target: &MongoTarget, progress: &RowProgress) -> Result<u64> {
     export_inner(stream, target, progress).await.map_err(|e| scrub_error(e, &target.url))
 }
 
-async fn export_inner(mut stream: SendableRecordBatchStream, target: &MongoTarget, progress: &ExportProgress) -> Result<u64> {
+async fn export_inner(mut stream: SendableRecordBatchStream, target: &MongoTarget, progress: &RowProgress) -> Result<u64> {
     validate_collection(&target.collection)?;
     let schema = stream.schema();
     ensure!(!target.key.is_empty(), "a MongoDB export needs --key (the columns that make _id)");

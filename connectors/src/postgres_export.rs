@@ -9,7 +9,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{SinkExt, StreamExt};
 
 use crate::arrow_cell::{Cell, cell, decimal_text};
-use crate::export::{ExportProgress, validate_key_columns};
+use crate::export::validate_key_columns;
+use crate::row_progress::RowProgress;
 use crate::secret_url::{redact, scrub_error};
 
 /// PostgreSQL's identifier limit; longer names would be silently truncated by the server.
@@ -259,11 +260,11 @@ fn column_types(schema: &Schema) -> Result<Vec<PgType>> {
 }
 
 /// Exports `stream` to `target`; returns the rows exported.
-pub async fn export(stream: SendableRecordBatchStream, target: &PgTarget, progress: &ExportProgress) -> Result<u64> {
+pub async fn export(stream: SendableRecordBatchStream, target: &PgTarget, progress: &RowProgress) -> Result<u64> {
     export_inner(stream, target, progress).await.map_err(|e| scrub_error(e, &target.url))
 }
 
-async fn export_inner(mut stream: SendableRecordBatchStream, target: &PgTarget, progress: &ExportProgress) -> Result<u64> {
+async fn export_inner(mut stream: SendableRecordBatchStream, target: &PgTarget, progress: &RowProgress) -> Result<u64> {
     let schema: SchemaRef = stream.schema();
     let types = column_types(&schema)?;
     validate_key_columns(&schema, &target.key)?;

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use redis::aio::MultiplexedConnection;
 
 use crate::arrow_cell::cell;
-use crate::export::ExportProgress;
+use crate::row_progress::RowProgress;
 use crate::secret_url::{redact, scrub_error};
 
 /// Longest wait for one reply (the atomic switch of a large export is a single reply).
@@ -131,11 +131,11 @@ fn manifest_key(pattern: &str) -> String {
 }
 
 /// Exports `stream`; returns rows exported.
-pub async fn export(stream: SendableRecordBatchStream, target: &RedisTarget, progress: &ExportProgress) -> Result<u64> {
+pub async fn export(stream: SendableRecordBatchStream, target: &RedisTarget, progress: &RowProgress) -> Result<u64> {
     export_inner(stream, target, progress).await.map_err(|e| scrub_error(e, &target.url))
 }
 
-async fn export_inner(mut stream: SendableRecordBatchStream, target: &RedisTarget, progress: &ExportProgress) -> Result<u64> {
+async fn export_inner(mut stream: SendableRecordBatchStream, target: &RedisTarget, progress: &RowProgress) -> Result<u64> {
     let schema = stream.schema();
     let pattern = KeyPattern::parse(&target.key_pattern, &schema)?;
     let (member, score) = match &target.value {
