@@ -146,15 +146,13 @@ pub struct RowAssembler {
     spec: Arc<TableSpec>,
     schema: SchemaRef,
     builders: Vec<ColumnBuilder>,
-    // Parsed values of the row being checked, reused to avoid an allocation per row.
-    scratch_len: usize,
 }
 
 impl RowAssembler {
     /// An empty assembler for `spec`.
     pub fn new(spec: Arc<TableSpec>) -> Self {
         let builders = spec.columns.iter().map(|c| ColumnBuilder::new(c.column_type)).collect();
-        Self { schema: spec.arrow_schema(), scratch_len: spec.columns.len(), spec, builders }
+        Self { schema: spec.arrow_schema(), spec, builders }
     }
 
     /// The schema of the batches built.
@@ -175,11 +173,11 @@ impl RowAssembler {
     /// Checks one row (fields in column order, `None` = no value) and appends it, or returns why it
     /// cannot be stored and appends nothing.
     pub fn push(&mut self, fields: &[Option<&str>]) -> Result<(), FieldError> {
-        if fields.len() != self.scratch_len {
+        if fields.len() != self.builders.len() {
             return Err(FieldError {
                 kind: RejectKind::MalformedLine,
                 column: None,
-                message: format!("expected {} fields, found {}", self.scratch_len, fields.len()),
+                message: format!("expected {} fields, found {}", self.builders.len(), fields.len()),
             });
         }
         let mut values = Vec::with_capacity(fields.len());

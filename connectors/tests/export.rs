@@ -231,8 +231,6 @@ async fn redis_hashes_json_and_ranked_sets_switch_atomically() {
 
     // Names: a value with separators is escaped in the key; a pattern with spaces is refused.
     let escaped = ExportOptions { key_pattern: Some(format!("{prefix}:t:{{track_id}}")), redis_value: Some("json".into()), ..Default::default() };
-    let odd = ExportOptions { key_pattern: Some(format!("{prefix}:t:{{track_id}}")), ..Default::default() };
-    let _ = odd;
     sql(&session, "CREATE TABLE tracks1 AS SELECT DISTINCT track_id FROM recs").await;
     export_table(&session, "tracks1", None, &target_for(REDIS_URL, "tracks1", &escaped).unwrap(), false).await.unwrap();
     let exists: bool = conn.exists(format!("{prefix}:t:odd%20key%3A%7Bx%7D")).await.unwrap();
