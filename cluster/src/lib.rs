@@ -31,7 +31,7 @@ pub mod session;
 pub mod sql_script;
 /// Pure string functions behind the matching UDFs.
 pub mod text_similarity;
-/// TPC-H data generated as Parquet table directories.
+/// TPC-H data generated as Parquet table directories, and Delta copies of them.
 pub mod tpch_data;
 /// backbeat's scalar UDFs and the registry every process loads.
 pub mod udf_registry;

@@ -45,6 +45,27 @@ fn round_significant(v: f64, digits: usize) -> String {
     format!("{:.*e}", digits.saturating_sub(1), v)
 }
 
+/// Whether two canonical answers (from [`canonical_rows`], or a peer that renders rows the same
+/// way) agree: same rows, text cells equal, numeric cells within one unit of the last of `digits`
+/// significant digits. Comparing the rounded text alone is not enough: engines round decimal
+/// averages differently before we see them (Spark rounds `0.0501446` to scale 6, giving
+/// `0.050145`; DataFusion truncates to `0.050144`), and re-rounding can land either side of a digit.
+pub fn answers_agree(a: &[String], b: &[String], digits: usize) -> bool {
+    let tolerance = 10f64.powi(1 - digits as i32);
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(ra, rb)| {
+            let (ca, cb): (Vec<&str>, Vec<&str>) = (ra.split(" | ").collect(), rb.split(" | ").collect());
+            ca.len() == cb.len()
+                && ca.iter().zip(&cb).all(|(x, y)| {
+                    x == y
+                        || match (x.parse::<f64>(), y.parse::<f64>()) {
+                            (Ok(x), Ok(y)) => (x - y).abs() <= tolerance * x.abs().max(y.abs()),
+                            _ => false,
+                        }
+                })
+        })
+}
+
 /// Total rows in `batches`.
 pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
@@ -73,5 +94,15 @@ mod tests {
         assert_eq!(canonical_rows(&[a.clone()], 9), canonical_rows(&[b], 9));
         let c = batch(vec![1, 2], vec![Some(0.31), None]);
         assert_ne!(canonical_rows(&[a], 9), canonical_rows(&[c], 9));
+    }
+
+    #[test]
+    fn answers_agree_within_the_last_digit_only() {
+        let row = |v: &str| vec![format!("A | {v}")];
+        // 0.050145 (rounded) and 0.050144 (truncated) render one digit apart at 4 digits.
+        assert!(answers_agree(&row("5.015e-2"), &row("5.014e-2"), 4));
+        assert!(!answers_agree(&row("5.017e-2"), &row("5.014e-2"), 4));
+        assert!(!answers_agree(&row("5.014e-2"), &["B | 5.014e-2".to_string()], 4));
+        assert!(!answers_agree(&row("1"), &[], 4));
     }
 }
