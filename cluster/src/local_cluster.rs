@@ -137,11 +137,28 @@ fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) -> Res
     Ok(())
 }
 
+/// Task slots (vcores) of all executors registered with the scheduler at `host:port`, from its
+/// REST API; `None` if the scheduler does not answer or has no executors yet.
+pub fn scheduler_vcores(host: &str, port: u16) -> Option<usize> {
+    let body = http_get_from(host, port, "/api/executors")?;
+    let executors: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let total: u64 = executors
+        .as_array()?
+        .iter()
+        .map(|e| e["specification"]["vcores"].as_u64().unwrap_or(1))
+        .sum();
+    (total > 0).then_some(total as usize)
+}
+
 /// A plain HTTP/1.0 GET on loopback: enough for the scheduler's REST API, no HTTP client needed.
 fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    http_get_from("127.0.0.1", port, path)
+}
+
+fn http_get_from(host: &str, port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect((host, port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let (head, body) = response.split_once("\r\n\r\n")?;
