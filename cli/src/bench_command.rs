@@ -36,6 +36,9 @@ pub struct TpchBenchArgs {
     /// Directory of q1.sql .. q22.sql.
     #[arg(long, default_value = "../shared/tpch-queries")]
     queries: PathBuf,
+    /// Run only these queries (e.g. `--only 10,18`), to profile; totals then cover just these.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<usize>,
     /// Timed runs per query and engine; the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: usize,
@@ -228,12 +231,17 @@ pub async fn run(args: TpchBenchArgs) -> Result<()> {
         write_tpch_delta(&data, &delta_data).await?;
         eprintln!("copied in {:.1?}", started.elapsed());
     }
-    let scripts: Vec<Vec<String>> = (1..=22)
-        .map(|q| {
+    let queries: Vec<usize> = if args.only.is_empty() { (1..=22).collect() } else { args.only.clone() };
+    if let Some(bad) = queries.iter().find(|q| !(1..=22).contains(*q)) {
+        bail!("--only {bad}: TPC-H queries are numbered 1 to 22");
+    }
+    let scripts: Vec<(usize, Vec<String>)> = queries
+        .iter()
+        .map(|&q| {
             let path = args.queries.join(format!("q{q}.sql"));
             std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {} (use --queries DIR)", path.display()))
-                .map(|s| split_statements(&s))
+                .map(|s| (q, split_statements(&s)))
         })
         .collect::<Result<_>>()?;
 
@@ -285,11 +293,12 @@ pub async fn run(args: TpchBenchArgs) -> Result<()> {
         runners.push((engine, runner));
     }
 
-    let bar = ProgressBar::new((22 * args.runs * runners.len()) as u64);
+    let bar = ProgressBar::new((queries.len() * args.runs * runners.len()) as u64);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed}]").expect("static template"));
     let mut times: BTreeMap<(usize, Engine), Vec<Duration>> = BTreeMap::new();
     let mut answers: BTreeMap<(usize, Engine), Vec<String>> = BTreeMap::new();
-    for (q, statements) in scripts.iter().enumerate() {
+    for (q, statements) in &scripts {
+        let q = q - 1;
         for run in 0..args.runs {
             // Engines alternate within each run so none gets a warmer cache by going first always.
             for (engine, runner) in runners.iter_mut() {
@@ -315,7 +324,7 @@ pub async fn run(args: TpchBenchArgs) -> Result<()> {
         .collect();
     let medians: BTreeMap<(usize, Engine), f64> =
         times.iter().map(|(k, v)| (*k, median(v).as_secs_f64() * 1000.0)).collect();
-    let total = |e: Engine| (1..=22).map(|q| medians[&(q, e)]).sum::<f64>();
+    let total = |e: Engine| queries.iter().map(|q| medians[&(*q, e)]).sum::<f64>();
     let ratios: Vec<(Engine, Engine)> =
         RATIOS.into_iter().filter(|(a, b)| engines.contains(a) && engines.contains(b)).collect();
     let label_of = |e: Engine| labels[engines.iter().position(|x| *x == e).expect("engine ran")].clone();
@@ -323,7 +332,7 @@ pub async fn run(args: TpchBenchArgs) -> Result<()> {
     println!("| query | {} |", labels.iter().map(|l| format!("{l} (ms)")).collect::<Vec<_>>().join(" | "));
     println!("|---|{}", "---:|".repeat(engines.len()));
     let mut disagreements = Vec::new();
-    for q in 1..=22 {
+    for &q in &queries {
         let cells: Vec<String> = engines.iter().map(|e| format!("{:.0}", medians[&(q, *e)])).collect();
         println!("| q{q} | {} |", cells.join(" | "));
         for engine in &engines[1..] {
@@ -342,7 +351,7 @@ pub async fn run(args: TpchBenchArgs) -> Result<()> {
         println!();
         println!("| query | {} |", ratios.iter().map(|(a, b)| format!("{} / {}", label_of(*a), label_of(*b))).collect::<Vec<_>>().join(" | "));
         println!("|---|{}", "---:|".repeat(ratios.len()));
-        for q in 1..=22 {
+        for &q in &queries {
             let cells: Vec<String> = ratios.iter().map(|(a, b)| format!("{:.2}", medians[&(q, *a)] / medians[&(q, *b)])).collect();
             println!("| q{q} | {} |", cells.join(" | "));
         }
@@ -352,7 +361,7 @@ pub async fn run(args: TpchBenchArgs) -> Result<()> {
     if !disagreements.is_empty() {
         bail!("answers disagree: {}", disagreements.join("; "));
     }
-    println!("All engines agree on all 22 queries (row counts, and values to {} significant digits).", args.digits);
+    println!("All engines agree on all {} queries (row counts, and values to {} significant digits).", queries.len(), args.digits);
     Ok(())
 }
 

@@ -71,7 +71,10 @@ impl LakeCatalog {
         Ok(Self {
             root,
             session_tables: RwLock::default(),
-            inference: SessionContext::new(),
+            // Schemas must be inferred with the same string types the sessions read with.
+            inference: SessionContext::new_with_config(
+                datafusion::prelude::SessionConfig::new().set_bool(crate::session::FORCE_VIEW_TYPES, false),
+            ),
         })
     }
 
@@ -116,14 +119,40 @@ impl LakeCatalog {
 
     async fn parquet_table(&self, name: &str) -> Result<Arc<dyn TableProvider>> {
         let url = ListingTableUrl::parse(self.table_url(name)?.as_str())?;
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let state = self.inference.state();
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
+        // `ParquetFormat::default()` carries DataFusion's defaults, not the session's options.
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+        let inferred = ListingTableConfig::new(url.clone())
+            .with_listing_options(options.clone())
             .infer_schema(&state)
             .await?;
+        let schema = inferred.file_schema.as_ref().ok_or_else(|| {
+            DataFusionError::Plan(format!("no schema could be inferred for Parquet table '{name}'"))
+        })?;
+        // Files written from Arrow view arrays (DataFusion 55 writes them) carry `Utf8View` in
+        // their embedded Arrow schema, which inference keeps whatever the options say; see
+        // `session::FORCE_VIEW_TYPES` for why backbeat reads plain strings.
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(Arc::new(without_view_types(schema)));
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
+}
+
+/// `schema` with string and binary views as their plain types (the Parquet reader casts on read).
+fn without_view_types(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
+    use arrow::datatypes::{DataType, Field};
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
+            DataType::BinaryView => f.as_ref().clone().with_data_type(DataType::Binary),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// One line of `backbeat tables`.
