@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use backbeat_cluster::sql_script::{returns_rows, split_statements};
 use backbeat_cluster::tpch_data::{TPCH_TABLES, write_tpch_delta, write_tpch_parquet};
+use backbeat_cluster::session::BackbeatSession;
 use common::{TestCluster, canonical_rows};
 use datafusion::prelude::SessionContext;
 
@@ -28,6 +29,12 @@ async fn tpch_sf01_cluster_matches_single_process_datafusion() {
     let cluster = TestCluster::start();
     let remote = cluster.session(lake).await;
 
+    assert_all_queries_match(&local, &remote, &cluster).await;
+}
+
+/// Runs the 22 queries on `remote` (the cluster) and `local` (DataFusion) and asserts that each
+/// returns the same rows.
+async fn assert_all_queries_match(local: &SessionContext, remote: &BackbeatSession, cluster: &TestCluster) {
     let mut checked = 0;
     for q in 1..=22 {
         let path = queries_dir().join(format!("q{q}.sql"));
@@ -74,23 +81,7 @@ async fn tpch_over_delta_copies_matches_parquet() {
     // Two executors with two slots each.
     assert_eq!(remote.context().state().config().target_partitions(), 4);
 
-    for q in 1..=22 {
-        let path = queries_dir().join(format!("q{q}.sql"));
-        let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for sql in split_statements(&script) {
-            let expected = local.sql(&sql).await.unwrap().collect().await.unwrap();
-            let got = remote
-                .sql(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("q{q} planning: {e:#}"))
-                .collect()
-                .await
-                .unwrap_or_else(|e| panic!("q{q} on the cluster: {e}\n{}", cluster.logs()));
-            if returns_rows(&sql) {
-                assert_eq!(canonical_rows(&got, 9), canonical_rows(&expected, 9), "q{q} over Delta: {sql}");
-            }
-        }
-    }
+    assert_all_queries_match(&local, &remote, &cluster).await;
     let lineitem = remote.sql("SELECT count(*) FROM lineitem").await.unwrap().collect().await.unwrap();
     let expected = local.sql("SELECT count(*) FROM lineitem").await.unwrap().collect().await.unwrap();
     assert_eq!(canonical_rows(&lineitem, 9), canonical_rows(&expected, 9));
