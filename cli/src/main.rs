@@ -7,6 +7,7 @@ mod connector_bench;
 mod export_command;
 mod ingest_command;
 mod jobs_command;
+mod recs_bench;
 mod result_output;
 mod sql_command;
 mod tables_command;
@@ -135,6 +136,8 @@ enum BenchCommand {
     Ingest(connector_bench::ConnectorBenchArgs),
     /// Export throughput: PostgreSQL, Redis and MongoDB, beside psql \copy and redis-benchmark.
     Export(connector_bench::ConnectorBenchArgs),
+    /// Implicit ALS beside Spark MLlib and `implicit`: time per iteration and held-out quality.
+    Recs(recs_bench::RecsBenchArgs),
 }
 
 #[derive(Args)]
@@ -228,6 +231,8 @@ pub struct SqlArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.command);
+    // The jobs' partition kernels (ALS solves, kNN): every role of this binary plans or runs them.
+    backbeat_jobs::register_kernels();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::Error::from(e).context("cannot start the async runtime")),
@@ -275,6 +280,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => connector_bench::ingest(args).await,
         Command::Bench(BenchCommand::Export(args)) => connector_bench::export(args).await,
+        Command::Bench(BenchCommand::Recs(args)) => recs_bench::run(args).await,
         Command::Ingest(source) => ingest_command::run(source).await,
         Command::Export(args) => export_command::run(args).await,
         Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,

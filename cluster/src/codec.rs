@@ -1,7 +1,8 @@
 //! Logical and physical extension codecs: how backbeat's own plan pieces cross process boundaries.
 //!
-//! The client sends the scheduler a logical plan that may name a [`DeltaTableProvider`]; the
-//! scheduler sends executors physical plans that may hold [`DeltaWriteExec`] and [`DeltaCommitExec`].
+//! The client sends the scheduler a logical plan that may name a [`DeltaTableProvider`] or hold a
+//! [`MapPartitionsNode`]; the scheduler sends executors physical plans that may hold
+//! [`DeltaWriteExec`], [`DeltaCommitExec`] and [`MapPartitionsExec`].
 //! Each is encoded as a tag plus JSON (they are a few hundred bytes, once per query, so JSON's
 //! readability in logs beats protobuf's compactness). Everything else is delegated to Ballista's
 //! codecs, which know its shuffle nodes and the file formats.
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delta_table::{DeltaTableProvider, DeltaTableSpec};
 use crate::delta_write::{DeltaCommitExec, DeltaCommitSpec, DeltaWriteExec, DeltaWriteSpec};
+use crate::map_partitions::{MapPartitionsExec, MapPartitionsNode, MapPartitionsSpec};
 
 /// Prefix of every payload we encode; anything else belongs to Ballista's codecs.
 const TAG: &[u8] = b"backbeat1:";
@@ -30,6 +32,7 @@ const TAG: &[u8] = b"backbeat1:";
 enum PhysicalNode {
     DeltaWrite(DeltaWriteSpec),
     DeltaCommit(DeltaCommitSpec),
+    MapPartitions(MapPartitionsSpec),
 }
 
 fn encode_json(value: &impl Serialize, buf: &mut Vec<u8>) -> Result<()> {
@@ -41,7 +44,7 @@ fn decode_json<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T> {
     serde_json::from_slice(payload).map_err(|e| DataFusionError::Internal(format!("decode: {e}")))
 }
 
-/// Logical codec: Delta table providers, then Ballista's.
+/// Logical codec: Delta table providers and map-partitions nodes, then Ballista's.
 #[derive(Debug, Default)]
 pub struct BackbeatLogicalCodec {
     ballista: BallistaLogicalExtensionCodec,
@@ -49,11 +52,21 @@ pub struct BackbeatLogicalCodec {
 
 impl LogicalExtensionCodec for BackbeatLogicalCodec {
     fn try_decode(&self, buf: &[u8], inputs: &[LogicalPlan], ctx: &TaskContext) -> Result<Extension> {
-        self.ballista.try_decode(buf, inputs, ctx)
+        let Some(payload) = buf.strip_prefix(TAG) else {
+            return self.ballista.try_decode(buf, inputs, ctx);
+        };
+        let [input] = inputs else {
+            return internal_err!("MapPartitions takes exactly one input, got {}", inputs.len());
+        };
+        let node = MapPartitionsNode::try_new(input.clone(), decode_json(payload)?)?;
+        Ok(Extension { node: Arc::new(node) })
     }
 
     fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
-        self.ballista.try_encode(node, buf)
+        match node.node.as_any().downcast_ref::<MapPartitionsNode>() {
+            Some(map) => encode_json(map.spec(), buf),
+            None => self.ballista.try_encode(node, buf),
+        }
     }
 
     fn try_decode_table_provider(
@@ -93,7 +106,7 @@ impl LogicalExtensionCodec for BackbeatLogicalCodec {
     }
 }
 
-/// Physical codec: the Delta write and commit nodes, then Ballista's.
+/// Physical codec: the Delta write and commit nodes and map-partitions, then Ballista's.
 #[derive(Debug, Default)]
 pub struct BackbeatPhysicalCodec {
     ballista: BallistaPhysicalExtensionCodec,
@@ -116,6 +129,7 @@ impl PhysicalExtensionCodec for BackbeatPhysicalCodec {
         Ok(match decode_json::<PhysicalNode>(payload)? {
             PhysicalNode::DeltaWrite(spec) => Arc::new(DeltaWriteExec::from_spec(input.clone(), spec)),
             PhysicalNode::DeltaCommit(spec) => Arc::new(DeltaCommitExec::new(input.clone(), spec)),
+            PhysicalNode::MapPartitions(spec) => Arc::new(MapPartitionsExec::try_new(input.clone(), spec)?),
         })
     }
 
@@ -130,6 +144,9 @@ impl PhysicalExtensionCodec for BackbeatPhysicalCodec {
         }
         if let Some(commit) = node.downcast_ref::<DeltaCommitExec>() {
             return encode_json(&PhysicalNode::DeltaCommit(commit.spec().clone()), buf);
+        }
+        if let Some(map) = node.downcast_ref::<MapPartitionsExec>() {
+            return encode_json(&PhysicalNode::MapPartitions(map.spec().clone()), buf);
         }
         self.ballista.try_encode(node, buf, proto_converter)
     }

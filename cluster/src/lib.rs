@@ -7,6 +7,8 @@
 //! commit) and run by executors ([`executor_process`]).
 #![warn(missing_docs)]
 
+/// Whole lake tables read inside executor tasks, shared by the tasks of one process.
+pub mod broadcast;
 /// Extension codecs that carry Delta providers and write nodes between client, scheduler, executors.
 pub mod codec;
 /// A Delta table pinned to one version, scanned as plain Parquet on the executors.
@@ -23,6 +25,8 @@ pub mod lake_catalog;
 pub mod local_cluster;
 /// Comparing results across engines, insensitive to row order and float noise.
 pub mod result_compare;
+/// `mapPartitions`: registered kernels run over each partition of a DataFrame on the executors.
+pub mod map_partitions;
 /// The scheduler process with backbeat's codecs, UDFs and push scheduling.
 pub mod scheduler_process;
 /// Client sessions: SQL and DataFrames on a cluster, with the lake and Delta writes.

@@ -45,9 +45,13 @@ pub fn client_session_config() -> SessionConfig {
 /// `Utf8` slices are written compactly, so backbeat reads strings as `Utf8` on every side.
 pub const FORCE_VIEW_TYPES: &str = "datafusion.execution.parquet.schema_force_view_types";
 
-/// The scheduler's session builder: Ballista's default state plus backbeat's UDFs.
+/// The scheduler's session builder: Ballista's default state plus backbeat's UDFs and plan nodes.
 pub fn scheduler_session_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
-    let mut state = ballista_core::utils::default_session_builder(config)?;
+    let state = ballista_core::utils::default_session_builder(config)?;
+    // Plans map-partitions steps (ALS solves, kNN) as well as everything DataFusion plans.
+    let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_query_planner(Arc::new(crate::map_partitions::BackbeatQueryPlanner))
+        .build();
     for udf in backbeat_udfs() {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)?;
     }

@@ -39,9 +39,14 @@ pub fn backbeat_udfs() -> Vec<Arc<ScalarUDF>> {
     ]
 }
 
-/// The executor-side registry: DataFusion's and Ballista's built-ins plus [`backbeat_udfs`].
+/// The executor-side registry: DataFusion's and Ballista's built-ins, DataFusion's array functions
+/// (which Ballista's default leaves out, so `make_array`, `array_length` and friends failed with
+/// "PhysicalExtensionCodec is not provided for scalar function make_array"), and [`backbeat_udfs`].
 pub fn executor_function_registry() -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
+    for f in datafusion::functions_nested::all_default_nested_functions() {
+        registry.scalar_functions.entry(f.name().to_string()).or_insert(f);
+    }
     for udf in backbeat_udfs() {
         registry
             .scalar_functions

@@ -96,7 +96,8 @@ impl Job {
 fn rust_jobs() -> Vec<Job> {
     use crate::job_params::{ParamSpec as P, ParamType as T};
     let param = |name: &str, ty, default: &str, help: &str| P { name: name.into(), ty, default: Some(default.into()), help: help.into() };
-    vec![Job {
+    let recs = crate::recs::catalogue_jobs();
+    let mut jobs = vec![Job {
         name: "user_top_genres".into(),
         description: "Each listener's most played genres (DataFrame API), for genre-aware recommendations".into(),
         params: vec![
@@ -107,7 +108,9 @@ fn rust_jobs() -> Vec<Job> {
             param("export_to", T::Text, "", "serving store to export to (e.g. redis://127.0.0.1:6379/0: a sorted set per listener, key <out>:<user_id>)"),
         ],
         body: JobBody::Rust(|session, params| Box::pin(crate::user_top_genres::run(session, params))),
-    }]
+    }];
+    jobs.extend(recs);
+    jobs
 }
 
 /// Every job in the catalogue, sorted by name.

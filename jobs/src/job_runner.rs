@@ -46,6 +46,8 @@ pub struct JobOutcome {
 /// Runs `job` with `given` parameters. Bad parameters fail before anything runs; a failing
 /// statement stops the job, and the failure is recorded in the history too.
 pub async fn run_job(session: &BackbeatSession, job: &Job, given: &[(String, String)]) -> Result<JobOutcome> {
+    // An embedded cluster runs in this process: its executor needs the kernels too.
+    crate::register_kernels();
     let (sql, params) = bind(&job.name, &job.params, job.script(), given)?;
     let started_at = chrono::Utc::now();
     let clock = Instant::now();
