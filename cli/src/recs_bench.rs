@@ -98,7 +98,13 @@ pub async fn run(args: RecsBenchArgs) -> Result<()> {
     sql("CREATE OR REPLACE TABLE bench_recs_events AS SELECT user_id, track_id, played_at FROM listening_events".into()).await?;
     split_by_time(&session, "bench_recs_events", 0.2).await?;
 
-    // backbeat trains first: its index and interaction tables are what the peers read.
+    // backbeat trains first: its index and interaction tables are what the peers read, as plain
+    // Parquet. A replaced Delta table keeps its old files until vacuumed, so the table is removed
+    // first: the peers must see this run's interactions only.
+    match std::fs::remove_dir_all(data.join("bench_als_interactions")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("cannot remove the old bench_als_interactions"),
+        _ => {}
+    }
     let config = AlsConfig {
         events: "recs_eval_train".into(),
         user: "user_id".into(),

@@ -289,6 +289,22 @@ async fn item_similarity_and_track_similarity_match_brute_force_on_two_executors
         assert!((got_score - score).abs() < 1e-4, "{}: top score {got_score} vs {score}", ids[q]);
         assert!(got_id == &ids[best] || (got_score - score).abs() < 1e-6, "{}: {got_id} vs {}", ids[q], ids[best]);
     }
+    // IVF probing every cell is exact search by another road: the same neighbours and scores.
+    run(&session, "track_similarity", &[("top", "4"), ("method", "ivf"), ("probes", "100000"), ("out", "track_similar_ivf")]).await.unwrap();
+    let exact = query(&session, "SELECT track_id, rank, similar_track_id, score FROM track_similar ORDER BY track_id, rank").await;
+    let approx = query(&session, "SELECT track_id, rank, similar_track_id, score FROM track_similar_ivf ORDER BY track_id, rank").await;
+    assert_eq!(approx.num_rows(), exact.num_rows());
+    assert_eq!(strings(&approx, "track_id"), strings(&exact, "track_id"));
+    for (a, b) in f64s(&approx, "score").iter().zip(f64s(&exact, "score")) {
+        assert!((a - b).abs() < 1e-6, "IVF with every cell probed: score {a} vs exact {b}");
+    }
+    // One probed cell of ~sqrt(n): every track still gets 4 neighbours from its own cell or fewer
+    // when the cell is small, and never itself.
+    run(&session, "track_similarity", &[("top", "4"), ("method", "ivf"), ("probes", "1"), ("out", "track_similar_ivf1")]).await.unwrap();
+    let selfs = query(&session, "SELECT count(*) AS n FROM track_similar_ivf1 WHERE track_id = similar_track_id").await;
+    assert_eq!(i64s(&selfs, "n")[0], 0);
+    let bad = run(&session, "track_similarity", &[("method", "lsh")]).await.unwrap_err();
+    assert!(format!("{bad:#}").contains("method must be auto, exact or ivf"), "{bad:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,6 +357,8 @@ async fn recommend_and_eval_run_end_to_end_with_redis_export() {
     });
     assert_eq!(per_user.len() as i64, i64s(&users, "n")[0], "every user, played or not, has recommendations");
     assert!(per_user.values().all(|n| *n == 10), "ten per user");
+    let pairs = query(&session, "SELECT count(*) AS n FROM (SELECT DISTINCT user_id, track_id FROM user_recs)").await;
+    assert_eq!(i64s(&pairs, "n")[0] as usize, recs.num_rows(), "no track twice in a user's list");
     let played = query(&session, "SELECT count(*) AS n FROM user_recs r JOIN listening_events e ON r.user_id = e.user_id AND r.track_id = e.track_id").await;
     assert_eq!(i64s(&played, "n")[0], 0, "nothing already played is recommended");
     let reasons: HashSet<String> = strings(&recs, "reason").into_iter().collect();

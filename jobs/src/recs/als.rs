@@ -3,7 +3,9 @@
 //!
 //! Steps, each a cluster query:
 //! 1. dense indices for users and items (`<prefix>_users`, `<prefix>_items`) and the aggregated
-//!    interactions `<prefix>_interactions(user_idx, item_idx, plays)`;
+//!    interactions `<prefix>_interactions(user_idx, item_idx, plays)`. A pair whose weights sum to
+//!    0 or are all NULL is no interaction (preference 0, as in Spark), and a negative sum is an
+//!    error;
 //! 2. per iteration, a user half-sweep then an item half-sweep: the interactions, hash-partitioned
 //!    by the side being solved, go through the `als_solve` kernel on the executors, which reads the
 //!    other side's factors once per process from the table the previous half-sweep wrote (a
@@ -141,7 +143,7 @@ pub async fn train(session: &BackbeatSession, config: &AlsConfig) -> Result<AlsO
         "CREATE OR REPLACE TABLE {p}_interactions AS \
          SELECT u.user_idx, i.item_idx, CAST(sum({weight}) AS DOUBLE) AS plays \
          FROM {events} e JOIN {p}_users u ON e.{user} = u.user_id JOIN {p}_items i ON e.{item} = i.track_id \
-         WHERE {valid_e} GROUP BY u.user_idx, i.item_idx"
+         WHERE {valid_e} GROUP BY u.user_idx, i.item_idx HAVING sum({weight}) <> 0"
     ))
     .await?;
     let counts = first_row_i64(session, &format!(

@@ -239,7 +239,14 @@ impl PartitionKernel for AlsSolveKernel {
             let args: AlsSolveArgs = serde_json::from_value(args).map_err(|e| DataFusionError::Plan(format!("als_solve arguments: {e}")))?;
             let rows = collect_interactions(input).await?;
             let k = args.params.rank;
-            let fixed = shared(source_key("gram", &args.fixed, k), async { Ok(FixedSide::new(load_vectors(&args.fixed, k).await?)) }).await?;
+            // YᵀY is ~1 s of arithmetic for 1M x 64 factors: off the async runtime, once per process.
+            let fixed = shared(source_key("gram", &args.fixed, k), async {
+                let y = load_vectors(&args.fixed, k).await?;
+                tokio::task::spawn_blocking(move || FixedSide::new(y))
+                    .await
+                    .map_err(|e| DataFusionError::Execution(format!("als_solve Gram matrix: {e}")))
+            })
+            .await?;
             let start = shared(source_key("vectors", &args.start, k), load_vectors(&args.start, k)).await?;
             tokio::task::spawn_blocking(move || solve_partition(&args.params, rows, &fixed, &start))
                 .await

@@ -20,7 +20,7 @@ use backbeat_cluster::session::BackbeatSession;
 use super::als::{AlsConfig, train};
 use super::als_solve::AlsParams;
 use super::item_similarity::{ItemSimConfig, build};
-use super::recommend::{RecommendConfig, candidates, hybrid_sql};
+use super::recommend::{self, RecommendConfig, candidates, hybrid_sql};
 use super::{first_row_i64, ident, run_sql, track_similarity};
 use crate::job_runner::{ReportSection, RustJobOutput};
 
@@ -120,7 +120,8 @@ pub async fn run(session: &BackbeatSession, p: &BTreeMap<String, String>) -> Res
         ("w_genre", "1"),
     ]))?;
     let rc = RecommendConfig { out: e.to_string(), ..rc };
-    candidates(session, &rc).await?;
+    recommend::prepare(session, &rc).await?;
+    candidates(session, &rc, None).await?;
     let mut models = vec![
         format!("SELECT 'hybrid' AS model, user_id, rank, track_id FROM ({})", hybrid_sql(&rc)),
         format!(
@@ -170,7 +171,7 @@ pub async fn split_by_time(session: &BackbeatSession, events: &str, share: f64) 
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {e}_split AS SELECT user_id, track_id, played_at, \
            r > ceil(n * (1 - {share})) AS held_out FROM ( \
-           SELECT user_id, track_id, played_at, row_number() OVER (PARTITION BY user_id ORDER BY played_at, track_id) AS r, \
+           SELECT user_id, track_id, played_at, row_number() OVER (PARTITION BY user_id ORDER BY played_at NULLS FIRST, track_id) AS r, \
                   count(*) OVER (PARTITION BY user_id) AS n FROM {events} WHERE user_id IS NOT NULL AND track_id IS NOT NULL)"
     ))
     .await?;

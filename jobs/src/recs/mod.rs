@@ -22,6 +22,8 @@ pub mod als;
 pub mod als_solve;
 /// Held-out evaluation of every model (`recs_eval`).
 pub mod eval;
+/// An inverted-file index for approximate cosine neighbours.
+pub mod ivf;
 /// Item-item collaborative filtering in cluster SQL (`item_similarity`).
 pub mod item_similarity;
 /// The hybrid recommender and seed 001's API tables (`recommend`).
@@ -94,6 +96,7 @@ pub fn catalogue_jobs() -> Vec<Job> {
         p("w_item", T::Float, "1", "hybrid weight of item-item"),
         p("w_content", T::Float, "1", "hybrid weight of content"),
         p("w_genre", T::Float, "1", "hybrid weight of genre affinity"),
+        p("users_per_pass", T::Int, "10000", "users whose candidates are scored together; bounds memory"),
         p("export_to", T::Text, "", "redis://... (sorted set recs:<user_id>), postgres://... or mongodb://... (recs_by_track)"),
     ]);
     let mut eval = events();
@@ -118,6 +121,8 @@ pub fn catalogue_jobs() -> Vec<Job> {
             vec![
                 p("tracks", T::Table, "tracks", "tracks with audio features"),
                 p("top", T::Int, "20", "neighbours per track"),
+                p("method", T::Text, "auto", "exact, ivf (approximate, recall reported), or auto: exact up to 50,000 tracks"),
+                p("probes", T::Int, "16", "IVF cells searched per track (of sqrt(tracks)); more is slower and closer to exact"),
                 p("out", T::Table, "track_similar", "output table (track_id, rank, similar_track_id, score)"),
             ],
             |s, p| Box::pin(track_similarity::run(s, p)),

@@ -9,8 +9,9 @@
 //! - `genre`: the `genre_candidates` most played tracks of each genre, scored by the genre's share
 //!   of the user's plays.
 //!
-//! The hybrid divides each source's scores by the user's best score from that source (so each
-//! lies in (0, 1]), takes the weighted sum, and names as `reason` the source that contributed most.
+//! The hybrid rescales each source's scores per user to [0, 1]: divided by the best score when all
+//! are >= 0, else min-max (ALS dot products can be negative, and dividing by a negative best would
+//! reverse their order); a source whose scores are all equal gives 1. It takes the weighted sum, and names as `reason` the source that contributed most.
 //! The weights are parameters, equal by default: nothing here is fitted to a dataset. Users in the
 //! `users` table with no plays get the most played tracks, reason `popular`.
 //!
@@ -93,23 +94,42 @@ impl RecommendConfig {
     }
 }
 
-/// Writes `<out>_candidates` with every source's scores.
-pub async fn candidates(session: &BackbeatSession, c: &RecommendConfig) -> Result<()> {
-    let (events, out, tracks) = (&c.events, &c.out, &c.tracks);
-    let (user, item, time, genre) = (ident(&c.user)?, ident(&c.item)?, ident(&c.time)?, ident(&c.genre)?);
+/// Writes `<out>_seen` (each user's played tracks) and, when ALS is a source, `<out>_als` (each
+/// user's best ALS tracks, scored on the executors): the inputs every pass of [`candidates`] reads.
+pub async fn prepare(session: &BackbeatSession, c: &RecommendConfig) -> Result<()> {
+    let (events, out) = (&c.events, &c.out);
+    let (user, item, time) = (ident(&c.user)?, ident(&c.item)?, ident(&c.time)?);
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_seen AS SELECT {user} AS user_id, {item} AS track_id, count(*) AS plays, max({time}) AS last_played \
          FROM {events} WHERE {user} IS NOT NULL AND {item} IS NOT NULL GROUP BY 1, 2"
     ))
     .await?;
-    let mut parts = Vec::new();
+    // A catalogue may list a track once per genre (Spotify's does): one row per (track, genre).
+    let genre = ident(&c.genre)?;
+    run_sql(session, &format!(
+        "CREATE OR REPLACE TABLE {out}_genres AS SELECT DISTINCT track_id, {genre} AS genre FROM {} WHERE track_id IS NOT NULL AND {genre} IS NOT NULL",
+        c.tracks
+    ))
+    .await?;
     if !c.als.is_empty() {
         als_candidates(session, c).await?;
-        parts.push(format!("SELECT user_id, track_id, 'als' AS source, score FROM {out}_als"));
+    }
+    Ok(())
+}
+
+/// Writes `<out>_candidates` with every source's scores, for the users of `users` (a table or
+/// subquery with a `user_id` column), or for everyone. Needs [`prepare`] first.
+pub async fn candidates(session: &BackbeatSession, c: &RecommendConfig, users: Option<&str>) -> Result<()> {
+    let out = &c.out;
+    let only = |alias: &str| users.map(|u| format!(" WHERE {alias}user_id IN (SELECT user_id FROM {u})")).unwrap_or_default();
+    let mut parts = Vec::new();
+    if !c.als.is_empty() {
+        parts.push(format!("SELECT user_id, track_id, 'als' AS source, score FROM {out}_als{}", only("")));
     }
     let recent = format!(
-        "(SELECT user_id, track_id FROM (SELECT user_id, track_id, row_number() OVER (PARTITION BY user_id ORDER BY last_played DESC, track_id) AS r \
-         FROM {out}_seen) WHERE r <= {})",
+        "(SELECT user_id, track_id FROM (SELECT user_id, track_id, row_number() OVER (PARTITION BY user_id ORDER BY last_played DESC NULLS LAST, track_id) AS r \
+         FROM {out}_seen{}) WHERE r <= {})",
+        only(""),
         c.history
     );
     for (table, source) in [(&c.item_sim, "item_item"), (&c.track_sim, "content")] {
@@ -121,12 +141,13 @@ pub async fn candidates(session: &BackbeatSession, c: &RecommendConfig) -> Resul
         }
     }
     parts.push(format!(
-        "SELECT ug.user_id, gt.track_id, 'genre' AS source, ug.share AS score FROM \
-         (SELECT s.user_id, t.{genre} AS genre, CAST(sum(s.plays) AS DOUBLE) / sum(sum(s.plays)) OVER (PARTITION BY s.user_id) AS share \
-          FROM {out}_seen s JOIN {tracks} t ON s.track_id = t.track_id GROUP BY 1, 2) ug \
-         JOIN (SELECT genre, track_id FROM (SELECT t.{genre} AS genre, t.track_id, row_number() OVER (PARTITION BY t.{genre} ORDER BY p.plays DESC, t.track_id) AS r \
-               FROM {tracks} t JOIN (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1) p ON t.track_id = p.track_id) WHERE r <= {}) gt \
-         ON ug.genre = gt.genre",
+        "SELECT ug.user_id, gt.track_id, 'genre' AS source, max(ug.share) AS score FROM \
+         (SELECT s.user_id, t.genre, CAST(sum(s.plays) AS DOUBLE) / sum(sum(s.plays)) OVER (PARTITION BY s.user_id) AS share \
+          FROM {out}_seen s JOIN {out}_genres t ON s.track_id = t.track_id{} GROUP BY 1, 2) ug \
+         JOIN (SELECT genre, track_id FROM (SELECT t.genre, t.track_id, row_number() OVER (PARTITION BY t.genre ORDER BY p.plays DESC, t.track_id) AS r \
+               FROM {out}_genres t JOIN (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1) p ON t.track_id = p.track_id) WHERE r <= {}) gt \
+         ON ug.genre = gt.genre GROUP BY 1, 2",
+        only("s."),
         c.genre_candidates
     ));
     run_sql(session, &format!(
@@ -179,6 +200,7 @@ pub async fn score_factors(session: &BackbeatSession, f: &FactorTables, pool: &s
         k,
         cosine: false,
         only: Some((pool_uri, pool_version, "item_idx".into())),
+        ivf: None,
     };
     let input = session.sql(&format!("SELECT user_idx AS query_idx, item_idx AS exclude_idx FROM {p}_interactions")).await?;
     let scored = map_partitions(input, TOP_K_DOT, &serde_json::to_value(&args)?, &["query_idx"])?;
@@ -198,16 +220,21 @@ pub async fn score_factors(session: &BackbeatSession, f: &FactorTables, pool: &s
 pub fn hybrid_sql(c: &RecommendConfig) -> String {
     let weights: Vec<String> = SOURCES.iter().zip(c.weights).map(|(s, w)| format!("WHEN '{s}' THEN CAST({w} AS DOUBLE)")).collect();
     format!(
-        "WITH normalised AS (SELECT user_id, track_id, source, \
-            coalesce(score / nullif(max(score) OVER (PARTITION BY user_id, source), 0), 0) * CASE source {} ELSE 0 END AS part \
-            FROM {out}_candidates), \
-         per_track AS (SELECT user_id, track_id, sum(part) AS score, max(part) AS best FROM normalised GROUP BY 1, 2), \
-         reasons AS (SELECT n.user_id, n.track_id, min(n.source) AS reason FROM normalised n JOIN per_track p \
-            ON n.user_id = p.user_id AND n.track_id = p.track_id AND n.part = p.best GROUP BY 1, 2) \
+        // The bounds come from a GROUP BY joined back, not from min/max OVER (PARTITION BY user_id,
+        // source): with a window keyed by columns that are not all group keys of the aggregate
+        // after it, DataFusion 55 + Ballista wrote duplicate (user_id, track_id) groups into the
+        // table (35,836 rows for 32,968 pairs at datagen scale 0.1), while the same SELECT alone
+        // counted right.
+        "WITH bounds AS (SELECT user_id, source, min(score) AS lo, max(score) AS hi FROM {out}_candidates GROUP BY 1, 2), \
+         normalised AS (SELECT c.user_id, c.track_id, c.source, \
+            coalesce(CASE WHEN b.lo >= 0 THEN c.score / nullif(b.hi, 0) ELSE (c.score - b.lo) / nullif(b.hi - b.lo, 0) END, 1) \
+            * CASE c.source {} ELSE 0 END AS part \
+            FROM {out}_candidates c JOIN bounds b ON c.user_id = b.user_id AND c.source = b.source), \
+         per_track AS (SELECT user_id, track_id, sum(part) AS score, first_value(source ORDER BY part DESC, source) AS reason \
+            FROM normalised GROUP BY 1, 2) \
          SELECT user_id, CAST(rank AS INT) AS rank, track_id, score, reason FROM ( \
-           SELECT p.user_id, p.track_id, p.score, r.reason, \
-                  row_number() OVER (PARTITION BY p.user_id ORDER BY p.score DESC, p.track_id) AS rank \
-           FROM per_track p JOIN reasons r ON p.user_id = r.user_id AND p.track_id = r.track_id) WHERE rank <= {top}",
+           SELECT user_id, track_id, score, reason, row_number() OVER (PARTITION BY user_id ORDER BY score DESC, track_id) AS rank \
+           FROM per_track) WHERE rank <= {top}",
         weights.join(" "),
         out = c.out,
         top = c.top
@@ -215,22 +242,56 @@ pub fn hybrid_sql(c: &RecommendConfig) -> String {
 }
 
 /// The catalogue entry point.
+///
+/// The hybrid runs in passes of at most `users_per_pass` users: each pass writes that bucket's
+/// candidates (about history x neighbours x 2 + ALS + genre rows a user, ~1,000 at the defaults)
+/// and appends its top N to a working table, so memory stays bounded by the bucket, not by the
+/// user base. `user_recs` is replaced by one commit at the end.
 pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -> Result<RustJobOutput> {
     let c = RecommendConfig::from_params(params)?;
-    candidates(session, &c).await?;
+    let per_pass: i64 = params.get("users_per_pass").map_or(Ok(10_000), |v| v.parse())?;
+    anyhow::ensure!(per_pass >= 1 && c.top >= 1, "users_per_pass and top must be at least 1");
+    prepare(session, &c).await?;
     let out = &c.out;
-    let mut written = run_rows(session, &format!("CREATE OR REPLACE TABLE user_recs AS {}", hybrid_sql(&c))).await?;
+    run_sql(session, &format!(
+        "CREATE OR REPLACE TABLE {out}_user_buckets AS SELECT user_id, CAST((row_number() OVER (ORDER BY user_id) - 1) / {per_pass} AS BIGINT) AS bucket \
+         FROM (SELECT DISTINCT user_id FROM {out}_seen)"
+    ))
+    .await?;
+    let passes = first_row_i64(session, &format!("SELECT coalesce(max(bucket) + 1, 0) AS passes FROM {out}_user_buckets")).await?[0];
+    let staging = format!("{out}_user_recs");
+    super::drop_table(session, &staging)?;
+    let progress = indicatif::ProgressBar::new(passes as u64).with_style(
+        indicatif::ProgressStyle::with_template("recommend {pos}/{len} passes {wide_bar} {elapsed}").expect("static template"),
+    );
+    for pass in 0..passes {
+        let bucket = format!("(SELECT user_id FROM {out}_user_buckets WHERE bucket = {pass})");
+        candidates(session, &c, Some(&bucket)).await?;
+        let verb = if pass == 0 { format!("CREATE TABLE {staging} AS") } else { format!("INSERT INTO {staging}") };
+        run_sql(session, &format!("{verb} {}", hybrid_sql(&c))).await?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if passes == 0 {
+        run_sql(session, &format!(
+            "CREATE TABLE {staging} AS SELECT user_id, CAST(0 AS INT) AS rank, track_id, CAST(0 AS DOUBLE) AS score, 'none' AS reason FROM {out}_seen WHERE false"
+        ))
+        .await?;
+    }
     let users = params["users"].as_str();
-    if !users.is_empty() {
-        written += run_rows(session, &format!(
-            "INSERT INTO user_recs SELECT u.user_id, CAST(p.rank AS INT) AS rank, p.track_id, p.score, 'popular' AS reason \
+    let fallback = if users.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " UNION ALL SELECT u.user_id, CAST(p.rank AS INT) AS rank, p.track_id, p.score, 'popular' AS reason \
              FROM (SELECT DISTINCT user_id FROM {users} WHERE user_id NOT IN (SELECT user_id FROM {out}_seen)) u \
              CROSS JOIN (SELECT track_id, CAST(plays AS DOUBLE) AS score, row_number() OVER (ORDER BY plays DESC, track_id) AS rank \
                          FROM (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1)) p WHERE p.rank <= {}",
             c.top
-        ))
-        .await?;
-    }
+        )
+    };
+    let mut written = run_rows(session, &format!("CREATE OR REPLACE TABLE user_recs AS SELECT user_id, rank, track_id, score, reason FROM {staging}{fallback}")).await?;
+    super::drop_table(session, &staging)?;
     written += api_tables(session, &c, params).await?;
     if let Some(url) = params.get("export_to").filter(|u| !u.is_empty()) {
         export(session, url).await?;
@@ -246,11 +307,11 @@ async fn run_rows(session: &BackbeatSession, sql: &str) -> Result<u64> {
 
 /// recs_by_track/album/artist/genre: seed 001's API, precomputed.
 async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap<String, String>) -> Result<u64> {
-    let (tracks, genre, out) = (&c.tracks, ident(&c.genre)?, &c.out);
+    let (tracks, out) = (&c.tracks, &c.out);
     let mut sims = Vec::new();
     for table in [&c.item_sim, &c.track_sim] {
         if !table.is_empty() {
-            sims.push(format!("SELECT track_id, similar_track_id, score / nullif(max(score) OVER (PARTITION BY track_id), 0) AS score, '{table}' AS reason FROM {table}"));
+            sims.push(format!("SELECT track_id, similar_track_id, greatest(score, 0) / nullif(max(score) OVER (PARTITION BY track_id), 0) AS score, '{table}' AS reason FROM {table}"));
         }
     }
     if sims.is_empty() {
@@ -270,21 +331,22 @@ async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap
             continue;
         }
         let column = ident(column)?;
+        let members = format!("(SELECT DISTINCT track_id, {column} FROM {tracks} WHERE {column} IS NOT NULL)");
         written += run_rows(session, &format!(
             "CREATE OR REPLACE TABLE recs_by_{name} AS SELECT {name}, CAST(rank AS INT) AS rank, track_id, score FROM ( \
                SELECT {name}, track_id, score, row_number() OVER (PARTITION BY {name} ORDER BY score DESC, track_id) AS rank FROM ( \
                  SELECT t.{column} AS {name}, r.rec_track_id AS track_id, sum(r.score) AS score \
-                 FROM {tracks} t JOIN recs_by_track r ON t.track_id = r.track_id \
-                 LEFT ANTI JOIN {tracks} own ON own.{column} = t.{column} AND own.track_id = r.rec_track_id \
+                 FROM {members} t JOIN recs_by_track r ON t.track_id = r.track_id \
+                 LEFT ANTI JOIN {members} own ON own.{column} = t.{column} AND own.track_id = r.rec_track_id \
                  GROUP BY 1, 2)) WHERE rank <= {top}"
         ))
         .await?;
     }
     written += run_rows(session, &format!(
         "CREATE OR REPLACE TABLE recs_by_genre AS SELECT genre, CAST(rank AS INT) AS rank, track_id, score FROM ( \
-           SELECT t.{genre} AS genre, t.track_id, CAST(coalesce(p.plays, 0) AS DOUBLE) AS score, \
-                  row_number() OVER (PARTITION BY t.{genre} ORDER BY coalesce(p.plays, 0) DESC, t.track_id) AS rank \
-           FROM {tracks} t LEFT JOIN (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1) p ON t.track_id = p.track_id) \
+           SELECT t.genre, t.track_id, CAST(coalesce(p.plays, 0) AS DOUBLE) AS score, \
+                  row_number() OVER (PARTITION BY t.genre ORDER BY coalesce(p.plays, 0) DESC, t.track_id) AS rank \
+           FROM {out}_genres t LEFT JOIN (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1) p ON t.track_id = p.track_id) \
          WHERE rank <= {top}"
     ))
     .await?;

@@ -23,6 +23,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::ivf::{IvfIndex, IvfParams};
 use super::vectors::{DenseVectors, dot, int64_column, norm};
 
 /// A table of vectors: `idx_col` in `0..n`, `vec_col` a list<float> of `dim` values.
@@ -55,6 +56,9 @@ pub struct TopKArgs {
     pub cosine: bool,
     /// Only candidates whose index is in this table's `idx_col` (e.g. the most played items).
     pub only: Option<(String, u64, String)>,
+    /// Approximate search through an IVF index ([`super::ivf`]); `None` is exact.
+    #[serde(default)]
+    pub ivf: Option<IvfParams>,
 }
 
 /// Registered name of [`TopKKernel`].
@@ -90,6 +94,8 @@ impl PartitionKernel for TopKKernel {
                 None => None,
             };
             let column = args.only.as_ref().map(|o| o.2.clone());
+            let index_key = args.ivf.map(|ivf| format!("ivf:{ivf:?}:{}:{:?}", serde_json::to_string(&args.candidates).unwrap_or_default(), args.only));
+            let ivf = args.ivf;
             tokio::task::spawn_blocking(move || {
                 let pool: Vec<u32> = match (only, column) {
                     (Some(batches), Some(column)) => {
@@ -104,7 +110,13 @@ impl PartitionKernel for TopKKernel {
                     }
                     _ => (0..candidates.len() as u32).filter(|i| candidates.present[*i as usize]).collect(),
                 };
-                Ok(vec![top_k(&queries, &candidates, &pool, &excludes, args.k)?])
+                let index = match (ivf, index_key) {
+                    // Built once per executor process; the tasks of the stage wait for the first.
+                    (Some(params), Some(key)) => Some((shared_blocking(key, || IvfIndex::build(&candidates, &pool, &params))?, params.probes)),
+                    _ => None,
+                };
+                let search = index.as_ref().map(|(index, probes)| (index.as_ref(), *probes));
+                Ok(vec![top_k(&queries, &candidates, &pool, &excludes, args.k, search)?])
             })
             .await
             .map_err(|e| DataFusionError::Execution(format!("top_k_dot task: {e}")))?
@@ -165,10 +177,25 @@ async fn collect_queries(mut input: SendableRecordBatchStream) -> Result<Vec<(u3
     Ok(queries)
 }
 
-/// Scores every query against the candidate pool; ties go to the lower index.
-pub fn top_k(queries: &DenseVectors, candidates: &DenseVectors, pool: &[u32], excludes: &[(u32, Vec<u32>)], k: usize) -> Result<RecordBatch> {
+/// [`shared`] from blocking code: the index is built on this blocking thread, not on the runtime.
+fn shared_blocking<T: Send + Sync + 'static>(key: String, build: impl FnOnce() -> T) -> Result<Arc<T>> {
+    let handle = tokio::runtime::Handle::current();
+    handle.block_on(shared(key, async { Ok(build()) }))
+}
+
+/// Scores every query against the candidate pool, or with `ivf = Some((index, probes))` against the
+/// members of its `probes` nearest cells only; ties go to the lower index.
+pub fn top_k(
+    queries: &DenseVectors,
+    candidates: &DenseVectors,
+    pool: &[u32],
+    excludes: &[(u32, Vec<u32>)],
+    k: usize,
+    ivf: Option<(&IvfIndex, usize)>,
+) -> Result<RecordBatch> {
     let (mut q_out, mut rank_out, mut item_out, mut score_out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut scored: Vec<(f32, u32)> = Vec::with_capacity(pool.len());
+    let mut probed: Vec<u32> = Vec::new();
     for (q, exclude) in excludes {
         if *q as usize >= queries.len() {
             return Err(DataFusionError::Execution(format!("query index {q} outside 0..{}", queries.len())));
@@ -178,6 +205,13 @@ pub fn top_k(queries: &DenseVectors, candidates: &DenseVectors, pool: &[u32], ex
         }
         let qv = queries.row(*q as usize);
         scored.clear();
+        let pool: &[u32] = match ivf {
+            Some((index, probes)) => {
+                index.candidates(qv, probes, &mut probed);
+                &probed
+            }
+            None => pool,
+        };
         scored.extend(pool.iter().filter(|c| exclude.binary_search(c).is_err()).map(|&c| (dot(qv, candidates.row(c as usize)), c)));
         let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let keep = k.min(scored.len());
