@@ -370,9 +370,17 @@ async fn recommend_and_eval_run_end_to_end_with_redis_export() {
     // Redis holds each user's list as a sorted set, best first.
     let user = i64s(&recs, "user_id")[0];
     let mut redis = redis::Client::open(redis_url).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let members: Vec<String> = redis::cmd("ZREVRANGE").arg(format!("recs:{user}")).arg(0).arg(-1).query_async(&mut redis).await.unwrap();
-    let want = query(&session, &format!("SELECT CAST(track_id AS VARCHAR) AS t FROM user_recs WHERE user_id = {user} ORDER BY rank")).await;
-    assert_eq!(members, strings(&want, "t"));
+    // Redis orders equal scores by member, descending; user_recs by track_id, ascending: compare
+    // each member's score, and that the best-first order never rises.
+    let members: Vec<(String, f64)> =
+        redis::cmd("ZREVRANGE").arg(format!("recs:{user}")).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut redis).await.unwrap();
+    let want = query(&session, &format!("SELECT CAST(track_id AS VARCHAR) AS t, score FROM user_recs WHERE user_id = {user} ORDER BY rank")).await;
+    let want: HashMap<String, f64> = strings(&want, "t").into_iter().zip(f64s(&want, "score")).collect();
+    assert_eq!(members.len(), want.len());
+    for (member, score) in &members {
+        assert!((want[member] - score).abs() < 1e-9, "{member}: redis {score} vs user_recs {}", want[member]);
+    }
+    assert!(members.windows(2).all(|w| w[0].1 >= w[1].1), "{members:?}");
 
     run(&session, "recs_eval", &small).await.unwrap();
     let eval = query(&session, "SELECT model, precision, recall, map, ndcg, coverage FROM recs_eval ORDER BY model").await;
