@@ -195,7 +195,18 @@ pub fn top_k(
 ) -> Result<RecordBatch> {
     let (mut q_out, mut rank_out, mut item_out, mut score_out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut scored: Vec<(f32, u32)> = Vec::with_capacity(pool.len());
-    let mut probed: Vec<u32> = Vec::new();
+    let mut probed: Vec<usize> = Vec::new();
+    // The pool's vectors copied next to each other: scoring rows scattered over a large matrix
+    // (721k x 64 ALS items, 185 MB) costs a cache miss per candidate; 20k packed rows stream.
+    let dim = candidates.dim;
+    let packed: Vec<f32> = if ivf.is_none() { pool.iter().flat_map(|&c| candidates.row(c as usize)).copied().collect() } else { Vec::new() };
+    let score_into = |scored: &mut Vec<(f32, u32)>, qv: &[f32], members: &[u32], vectors: &[f32], exclude: &[u32]| {
+        for (j, &c) in members.iter().enumerate() {
+            if exclude.binary_search(&c).is_err() {
+                scored.push((dot(qv, &vectors[j * dim..(j + 1) * dim]), c));
+            }
+        }
+    };
     for (q, exclude) in excludes {
         if *q as usize >= queries.len() {
             return Err(DataFusionError::Execution(format!("query index {q} outside 0..{}", queries.len())));
@@ -205,14 +216,16 @@ pub fn top_k(
         }
         let qv = queries.row(*q as usize);
         scored.clear();
-        let pool: &[u32] = match ivf {
+        match ivf {
             Some((index, probes)) => {
-                index.candidates(qv, probes, &mut probed);
-                &probed
+                index.probe(qv, probes, &mut probed);
+                for &cell in &probed {
+                    let (members, vectors) = index.cell(cell);
+                    score_into(&mut scored, qv, members, vectors, exclude);
+                }
             }
-            None => pool,
-        };
-        scored.extend(pool.iter().filter(|c| exclude.binary_search(c).is_err()).map(|&c| (dot(qv, candidates.row(c as usize)), c)));
+            None => score_into(&mut scored, qv, pool, &packed, exclude),
+        }
         let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         let keep = k.min(scored.len());
         if keep == 0 {
