@@ -25,6 +25,15 @@ pub struct ReportSection {
     pub batches: Vec<RecordBatch>,
 }
 
+impl ReportSection {
+    /// A section titled `title` over `batches`, its schema taken from the first batch (empty when
+    /// the query returned none).
+    pub fn from_batches(title: impl Into<String>, batches: Vec<RecordBatch>) -> Self {
+        let schema = batches.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(Schema::empty);
+        Self { title: title.into(), schema, batches }
+    }
+}
+
 /// What a Rust job returns: its report and the rows it wrote.
 #[derive(Debug, Clone, Default)]
 pub struct RustJobOutput {

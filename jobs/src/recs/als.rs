@@ -104,16 +104,14 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     let p = &config.prefix;
     let rows = outcome.shape.0 + outcome.shape.1;
     let report = run_sql(session, &format!("SELECT iteration, loss, seconds FROM {p}_loss ORDER BY iteration")).await?;
-    let schema = report.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(arrow::datatypes::Schema::empty);
     Ok(RustJobOutput {
-        report: vec![ReportSection {
-            title: format!(
+        report: vec![ReportSection::from_batches(
+            format!(
                 "ALS rank {} on {} users x {} items ({} interactions): loss per iteration",
                 config.params.rank, outcome.shape.0, outcome.shape.1, outcome.shape.2
             ),
-            schema,
-            batches: report,
-        }],
+            report,
+        )],
         rows_written: rows as u64,
     })
 }

@@ -152,13 +152,11 @@ pub async fn run(session: &BackbeatSession, p: &BTreeMap<String, String>) -> Res
     ))
     .await?;
     let users = first_row_i64(session, &format!("SELECT count(DISTINCT user_id) FROM {e}_truth")).await?[0];
-    let schema = report.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(arrow::datatypes::Schema::empty);
     Ok(RustJobOutput {
-        report: vec![ReportSection {
-            title: format!("{} held-out evaluation: {users} users, last {:.0}% of each user's plays", p["dataset"], share * 100.0),
-            schema,
-            batches: report,
-        }],
+        report: vec![ReportSection::from_batches(
+            format!("{} held-out evaluation: {users} users, last {:.0}% of each user's plays", p["dataset"], share * 100.0),
+            report,
+        )],
         rows_written: 0,
     })
 }

@@ -158,9 +158,8 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
         c.out
     ))
     .await?;
-    let schema = summary.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(arrow::datatypes::Schema::empty);
     Ok(RustJobOutput {
-        report: vec![ReportSection { title: format!("item-item neighbours (top {}, history cap {})", c.top, c.max_history), schema, batches: summary }],
+        report: vec![ReportSection::from_batches(format!("item-item neighbours (top {}, history cap {})", c.top, c.max_history), summary)],
         rows_written: rows,
     })
 }

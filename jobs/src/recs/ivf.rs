@@ -127,7 +127,9 @@ impl IvfIndex {
         self.cells.len()
     }
 
-    /// The candidates of the `probes` cells nearest to `query`, into `out` (cleared first).
+    /// The candidates of the `probes` cells nearest to `query`, into `out` (cleared first): what
+    /// [`Self::probe`] and [`Self::cell`] give the search, flattened for the tests.
+    #[cfg(test)]
     pub fn candidates(&self, query: &[f32], probes: usize, out: &mut Vec<u32>) {
         let mut cells = Vec::new();
         self.probe(query, probes, &mut cells);

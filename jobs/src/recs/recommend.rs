@@ -297,8 +297,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
         export(session, url).await?;
     }
     let summary = run_sql(session, "SELECT reason, count(*) AS recs, count(DISTINCT user_id) AS users, count(DISTINCT track_id) AS tracks FROM user_recs GROUP BY reason ORDER BY recs DESC").await?;
-    let schema = summary.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(arrow::datatypes::Schema::empty);
-    Ok(RustJobOutput { report: vec![ReportSection { title: "user_recs by reason".into(), schema, batches: summary }], rows_written: written })
+    Ok(RustJobOutput { report: vec![ReportSection::from_batches("user_recs by reason", summary)], rows_written: written })
 }
 
 async fn run_rows(session: &BackbeatSession, sql: &str) -> Result<u64> {

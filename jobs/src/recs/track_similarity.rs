@@ -125,17 +125,15 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
         ))
         .await?;
         super::drop_table(session, &exact)?;
-        let schema = recall.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(arrow::datatypes::Schema::empty);
-        report.push(ReportSection { title: format!("IVF recall@{k} against exact search on every {stride}th track"), schema, batches: recall });
+        report.push(ReportSection::from_batches(format!("IVF recall@{k} against exact search on every {stride}th track"), recall));
     }
     let summary = run_sql(session, &format!(
         "SELECT count(DISTINCT track_id) AS tracks, count(*) AS pairs, round(avg(score), 4) AS mean_score, \
          round(avg(CASE WHEN rank = 1 THEN score END), 4) AS mean_top1_score FROM {out}"
     ))
     .await?;
-    let schema = summary.first().map(|b| b.schema().as_ref().clone()).unwrap_or_else(arrow::datatypes::Schema::empty);
     let how = if ivf.is_some() { "IVF" } else { "exact" };
-    report.insert(0, ReportSection { title: format!("content neighbours (top {k}, cosine of {FEATURE_DIM} features, {how})"), schema, batches: summary });
+    report.insert(0, ReportSection::from_batches(format!("content neighbours (top {k}, cosine of {FEATURE_DIM} features, {how})"), summary));
     Ok(RustJobOutput { report, rows_written: rows })
 }
 
