@@ -39,6 +39,9 @@ pub struct RecsBenchArgs {
     /// L2 regularisation.
     #[arg(long, default_value_t = 0.1)]
     lambda: f64,
+    /// backbeat's regularisation: none (implicit's) or count (lambda x interactions, Spark's ALS-WR).
+    #[arg(long, default_value = "none")]
+    lambda_scaling: String,
     /// Confidence slope, c = 1 + alpha * plays.
     #[arg(long, default_value_t = 1.0)]
     alpha: f64,
@@ -111,7 +114,17 @@ pub async fn run(args: RecsBenchArgs) -> Result<()> {
         item: "track_id".into(),
         weight: String::new(),
         prefix: "bench_als".into(),
-        params: AlsParams { rank: args.rank, lambda: args.lambda, alpha: args.alpha, cg_steps: args.cg_steps },
+        params: AlsParams {
+            rank: args.rank,
+            lambda: args.lambda,
+            alpha: args.alpha,
+            cg_steps: args.cg_steps,
+            scale_lambda: match args.lambda_scaling.as_str() {
+                "none" => false,
+                "count" => true,
+                other => bail!("--lambda-scaling must be none or count, not '{other}'"),
+            },
+        },
         iterations: args.iterations,
         seed: 42,
     };

@@ -1,32 +1,36 @@
 //! `als_train`: implicit-feedback ALS (Hu, Koren and Volinsky 2008; Spark's `implicitPrefs=true`,
 //! Python `implicit`) trained on the cluster.
 //!
-//! Steps, each a cluster query:
-//! 1. dense indices for users and items (`<prefix>_users`, `<prefix>_items`) and the aggregated
-//!    interactions `<prefix>_interactions(user_idx, item_idx, plays)`. A pair whose weights sum to
-//!    0 or are all NULL is no interaction (preference 0, as in Spark), and a negative sum is an
-//!    error;
-//! 2. per iteration, a user half-sweep then an item half-sweep: the interactions, hash-partitioned
-//!    by the side being solved, go through the `als_solve` kernel on the executors, which reads the
-//!    other side's factors once per process from the table the previous half-sweep wrote (a
-//!    Delta table pinned by version: the broadcast), and the solved factors are written back;
-//! 3. the loss after each iteration, summed by SQL from what the kernels report;
+//! Steps:
+//! 1. cluster SQL: dense indices for users and items (`<prefix>_users`, `<prefix>_items`) and the
+//!    aggregated interactions `<prefix>_interactions(user_idx, item_idx, plays)`. A pair whose
+//!    weights sum to 0 or are all NULL is no interaction (preference 0, as in Spark), and a
+//!    negative sum is an error;
+//! 2. per iteration, a user half-sweep then an item half-sweep, each one `als_sweep` job
+//!    ([`super::als_sweep`]): executors keep the interactions resident, solve the blocks of one
+//!    side against the other side's blocks, and hand the solved blocks to the next half-sweep
+//!    through a scratch directory in the lake (`_scratch/als-<uuid>/`, removed at the end);
+//! 3. the loss after each iteration, summed from the blocks' terms;
 //! 4. `<prefix>_user_factors(user_idx, user_id, factors)` and
 //!    `<prefix>_item_factors(item_idx, track_id, factors)`, and `<prefix>_loss(iteration, loss,
 //!    seconds)`.
 //!
-//! Deterministic for a seed: initial factors depend on (seed, index) only, every row's sums run
-//! in index order, so neither the number of executors nor of partitions changes a bit.
+//! Deterministic for a seed: initial factors depend on (seed, index) only, rows are cut into
+//! blocks by their count alone and every sum runs in index or block order, so neither the number
+//! of executors nor of partitions changes a bit.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, Int64Type};
 use backbeat_cluster::map_partitions::map_partitions;
 use backbeat_cluster::session::{BackbeatSession, WriteMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::als_solve::{ALS_SOLVE, AlsParams, AlsSolveArgs, VectorSource};
+use super::als_solve::AlsParams;
+use super::als_sweep::{ALS_SWEEP, AlsTask, Factors, InteractionsRef, Side, block_count};
 use super::{drop_table, first_row_i64, ident, pinned, require_columns, run_sql};
 use crate::job_runner::{ReportSection, RustJobOutput};
 
@@ -61,12 +65,7 @@ impl AlsConfig {
             item: params["item_col"].clone(),
             weight: params["weight_col"].clone(),
             prefix: params["prefix"].clone(),
-            params: AlsParams {
-                rank: num("rank")? as usize,
-                lambda: num("lambda")?,
-                alpha: num("alpha")?,
-                cg_steps: num("cg_steps")? as usize,
-            },
+            params: AlsParams::from_params(params)?,
             iterations: num("iterations")? as usize,
             seed: num("seed")? as u64,
         };
@@ -158,20 +157,37 @@ pub async fn train(session: &BackbeatSession, config: &AlsConfig) -> Result<AlsO
     }
     tracing::info!(users = n_users, items = n_items, interactions = nnz, "ALS training");
 
-    let (users_work, items_work) = (format!("{p}_user_factors_sweep"), format!("{p}_item_factors_sweep"));
-    let mut user_src = VectorSource::Random { n: n_users, seed: config.seed, stream: 1 };
-    let mut item_src = VectorSource::Random { n: n_items, seed: config.seed, stream: 2 };
+    let (uri, version) = pinned(session, &format!("{p}_interactions")).await?;
+    let scratch = Scratch::new(session)?;
+    let interactions = InteractionsRef { uri, version, users: n_users, items: n_items, run: scratch.run.clone() };
+    let tasks = session.context().state().config().target_partitions().max(1);
+    let mut user_src = Factors::Random { seed: config.seed, stream: 1 };
+    let mut item_src = Factors::Random { seed: config.seed, stream: 2 };
     let progress = ProgressBar::new(config.iterations as u64)
         .with_style(ProgressStyle::with_template("ALS {pos}/{len} iterations {wide_bar} {elapsed} {msg}").expect("static template"));
     let mut losses = Vec::new();
     for iteration in 1..=config.iterations {
         let clock = Instant::now();
-        user_src = half_sweep(session, config, ("user_idx", "item_idx"), &item_src, &user_src, &users_work, n_users).await?;
-        item_src = half_sweep(session, config, ("item_idx", "user_idx"), &user_src, &item_src, &items_work, n_items).await?;
-        let loss = first_f64(session, &format!(
-            "SELECT (SELECT sum(fit_loss) + sum(reg) FROM {items_work}) + (SELECT sum(reg) FROM {users_work}) AS loss"
-        ))
-        .await?;
+        let sweep = |side, fixed: &Factors, start: &Factors, out: String, loss| AlsTask::Sweep {
+            interactions: interactions.clone(),
+            params: config.params,
+            side,
+            fixed: fixed.clone(),
+            start: start.clone(),
+            out,
+            loss,
+            tasks,
+        };
+        let users_dir = scratch.dir(&format!("users-{iteration}"));
+        let users = run_sweep(session, &sweep(Side::Users, &item_src, &user_src, users_dir.clone(), false), n_users, tasks).await?;
+        user_src = Factors::Blocks { dir: users_dir };
+        let items_dir = scratch.dir(&format!("items-{iteration}"));
+        let items = run_sweep(session, &sweep(Side::Items, &user_src, &item_src, items_dir.clone(), true), n_items, tasks).await?;
+        item_src = Factors::Blocks { dir: items_dir };
+        // After this iteration, the previous one's blocks are read by nobody.
+        scratch.remove(&format!("users-{}", iteration - 1))?;
+        scratch.remove(&format!("items-{}", iteration - 1))?;
+        let loss = items.fit + items.reg + users.reg;
         let seconds = clock.elapsed().as_secs_f64();
         tracing::info!(iteration, loss, seconds, "ALS iteration");
         progress.set_message(format!("loss {loss:.4e}"));
@@ -187,51 +203,117 @@ pub async fn train(session: &BackbeatSession, config: &AlsConfig) -> Result<AlsO
         values.join(", ")
     ))
     .await?;
-    run_sql(session, &format!(
-        "CREATE OR REPLACE TABLE {p}_user_factors AS SELECT w.idx AS user_idx, u.user_id, w.factors \
-         FROM {users_work} w JOIN {p}_users u ON w.idx = u.user_idx"
-    ))
-    .await?;
-    run_sql(session, &format!(
-        "CREATE OR REPLACE TABLE {p}_item_factors AS SELECT w.idx AS item_idx, i.track_id, w.factors \
-         FROM {items_work} w JOIN {p}_items i ON w.idx = i.item_idx"
-    ))
-    .await?;
-    drop_table(session, &users_work)?;
-    drop_table(session, &items_work)?;
+    for (side, src, n, idx, id) in [("users", &user_src, n_users, "user_idx", "user_id"), ("items", &item_src, n_items, "item_idx", "track_id")] {
+        let Factors::Blocks { dir } = src else { unreachable!("iterations >= 1 leaves both sides in blocks") };
+        let export = AlsTask::Export { dir: dir.clone(), n, rank: config.params.rank, tasks };
+        let factors = map_partitions(tasks_frame(session, tasks).await?, ALS_SWEEP, &serde_json::to_value(&export)?, &[])?;
+        // Through a working table, not a join planned on the kernel's output: that join wrote 2
+        // of 5 item rows on the 2-executor test cluster (Ballista 55's adaptive join selection
+        // over a kernel whose input is a UNION; not root-caused), while a join of two Delta
+        // tables is what every other job does.
+        let work = format!("{p}_{side}_factors_work");
+        session.write_table(factors, &work, WriteMode::CreateOrReplace, &[]).await?.collect().await.with_context(|| format!("writing {work}"))?;
+        let table = format!("{p}_{}_factors", &side[..side.len() - 1]);
+        let written = run_sql(session, &format!(
+            "CREATE OR REPLACE TABLE {table} AS SELECT w.idx AS {idx}, i.{id}, w.factors FROM {work} w JOIN {p}_{side} i ON w.idx = i.{idx}"
+        ))
+        .await?;
+        drop_table(session, &work)?;
+        let rows = backbeat_cluster::session::rows_written(&written);
+        ensure!(rows == n as u64, "{table}: wrote {rows} rows for {n} {side}");
+    }
+    scratch.remove_all()?;
     Ok(AlsOutcome { shape: (n_users, n_items, nnz), losses })
 }
 
-/// Solves one side: interactions keyed by `solve`, the `other` side fixed; writes `out` and returns
-/// it as the next broadcast source.
-async fn half_sweep(
-    session: &BackbeatSession,
-    config: &AlsConfig,
-    (solve, other): (&str, &str),
-    fixed: &VectorSource,
-    start: &VectorSource,
-    out: &str,
-    n: usize,
-) -> Result<VectorSource> {
-    let df = session
-        .sql(&format!("SELECT {solve} AS solve_idx, {other} AS other_idx, plays FROM {}_interactions", config.prefix))
-        .await?;
-    let args = AlsSolveArgs { params: config.params, fixed: fixed.clone(), start: start.clone() };
-    let solved = map_partitions(df, ALS_SOLVE, &serde_json::to_value(&args)?, &["solve_idx"])?;
-    session
-        .write_table(solved, out, WriteMode::CreateOrReplace, &[])
-        .await?
-        .collect()
-        .await
-        .with_context(|| format!("ALS half-sweep solving {solve}"))?;
-    let (uri, version) = pinned(session, out).await?;
-    Ok(VectorSource::Table { uri, version, n })
+/// A half-sweep's loss terms, summed in block order.
+struct SweepTerms {
+    fit: f64,
+    reg: f64,
 }
 
-async fn first_f64(session: &BackbeatSession, sql: &str) -> Result<f64> {
-    use arrow::array::AsArray;
-    let batches = run_sql(session, sql).await?;
-    let batch = batches.iter().find(|b| b.num_rows() > 0).context("loss query returned no row")?;
-    let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Float64)?;
-    Ok(column.as_primitive::<arrow::datatypes::Float64Type>().value(0))
+/// Rows `task` = 0..tasks, one per partition: a UNION ALL of one-row SELECTs has a partition per
+/// branch, so the job runs `tasks` tasks without a shuffle. (One VALUES list of a few rows is a
+/// single partition, and DataFusion does not hash-partition inputs that small.)
+async fn tasks_frame(session: &BackbeatSession, tasks: usize) -> Result<datafusion::dataframe::DataFrame> {
+    let selects: Vec<String> = (0..tasks).map(|t| format!("SELECT CAST({t} AS BIGINT) AS task")).collect();
+    session.sql(&selects.join(" UNION ALL ")).await
+}
+
+/// Runs one half-sweep job and checks that every block of the side's `n` rows was solved once.
+async fn run_sweep(session: &BackbeatSession, task: &AlsTask, n: usize, tasks: usize) -> Result<SweepTerms> {
+    let side = match task {
+        AlsTask::Sweep { side: Side::Users, .. } => "users",
+        _ => "items",
+    };
+    let df = map_partitions(tasks_frame(session, tasks).await?, ALS_SWEEP, &serde_json::to_value(task)?, &[])?;
+    let batches = df.collect().await.with_context(|| format!("ALS half-sweep solving {side}"))?;
+    let mut blocks: Vec<(i64, i64, f64, f64)> = vec![];
+    for b in &batches {
+        let ints = |c: usize| b.column(c).as_primitive::<Int64Type>().clone();
+        let floats = |c: usize| b.column(c).as_primitive::<Float64Type>().clone();
+        let (id, rows, fit, reg) = (ints(0), ints(1), floats(2), floats(3));
+        blocks.extend((0..b.num_rows()).map(|r| (id.value(r), rows.value(r), fit.value(r), reg.value(r))));
+    }
+    blocks.sort_by_key(|b| b.0);
+    let ids: Vec<i64> = blocks.iter().map(|b| b.0).collect();
+    let solved: i64 = blocks.iter().map(|b| b.1).sum();
+    if ids != (0..block_count(n) as i64).collect::<Vec<_>>() || solved != n as i64 {
+        bail!("ALS half-sweep over {side} solved blocks {ids:?} ({solved} rows); expected each of {} blocks once ({n} rows)", block_count(n));
+    }
+    Ok(SweepTerms { fit: blocks.iter().map(|b| b.2).sum(), reg: blocks.iter().map(|b| b.3).sum() })
+}
+
+/// The job's scratch directory in the lake, `_scratch/als-<uuid>/` (hidden from the catalog by
+/// its leading underscore), removed when training ends or fails. A killed client leaves its
+/// directory behind; the next training removes any untouched for a day.
+struct Scratch {
+    root: std::path::PathBuf,
+    run: String,
+}
+
+/// Scratch directories older than this belong to no running training.
+const STALE_SCRATCH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Scratch {
+    fn new(session: &BackbeatSession) -> Result<Self> {
+        let parent = session.lake().root().join("_scratch");
+        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_SCRATCH));
+            if stale && entry.file_name().to_string_lossy().starts_with("als-") {
+                tracing::info!(dir = %entry.path().display(), "removing a stale ALS scratch directory");
+                remove_dir(&entry.path())?;
+            }
+        }
+        let run = uuid::Uuid::new_v4().to_string();
+        let root = parent.join(format!("als-{run}"));
+        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+        Ok(Self { root, run })
+    }
+
+    /// The URL of subdirectory `name`, ending in `/`.
+    fn dir(&self, name: &str) -> String {
+        url::Url::from_directory_path(self.root.join(name)).map(|u| u.to_string()).unwrap_or_default()
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        remove_dir(&self.root.join(name))
+    }
+
+    fn remove_all(&self) -> Result<()> {
+        remove_dir(&self.root)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = remove_dir(&self.root);
+    }
+}
+
+fn remove_dir(dir: &std::path::Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("cannot remove {}", dir.display())),
+        _ => Ok(()),
+    }
 }

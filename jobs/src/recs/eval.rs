@@ -98,7 +98,7 @@ pub async fn run(session: &BackbeatSession, p: &BTreeMap<String, String>) -> Res
         item: "track_id".into(),
         weight: String::new(),
         prefix: format!("{e}_als"),
-        params: AlsParams { rank: p["rank"].parse()?, lambda: p["lambda"].parse()?, alpha: p["alpha"].parse()?, cg_steps: p["cg_steps"].parse()? },
+        params: AlsParams::from_params(p)?,
         iterations: p["iterations"].parse()?,
         seed: 42,
     };

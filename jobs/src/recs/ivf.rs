@@ -40,7 +40,10 @@ const TRAIN_PER_LIST: usize = 64;
 /// The built index: centroids and, per cell, its members (candidate indices, ascending) with
 /// their vectors copied next to each other. The copy is what makes probing fast: members of one
 /// cell lie scattered over the whole candidate matrix (48 MB for 1M x 12), so scoring them in
-/// place costs a cache miss per member; packed, a cell streams from memory.
+/// place costs a cache miss per member; packed, a cell streams from memory. The copy is
+/// column-major (dimension by dimension): scoring a cell is then `dim` passes of
+/// `scores[j] += q[d] * column_d[j]`, which the compiler vectorises across members, where a
+/// 12-value dot product per member is too short to vectorise well.
 pub struct IvfIndex {
     dim: usize,
     centroids: Vec<f32>,
@@ -96,16 +99,27 @@ impl IvfIndex {
             }
         }
         let mut cells = vec![Vec::new(); lists];
-        let mut packed = vec![Vec::new(); lists];
         for &p in pool {
             let c = nearest(&centroids, dim, vectors.row(p as usize));
             cells[c].push(p);
-            packed[c].extend_from_slice(vectors.row(p as usize));
         }
+        let packed = cells
+            .iter()
+            .map(|members| {
+                let mut columns = vec![0.0f32; members.len() * dim];
+                for (j, &p) in members.iter().enumerate() {
+                    for (d, x) in vectors.row(p as usize).iter().enumerate() {
+                        columns[d * members.len() + j] = *x;
+                    }
+                }
+                columns
+            })
+            .collect();
         Self { dim, centroids, cells, packed }
     }
 
     /// The `probes` cells nearest to `query`, into `out` (cleared first).
+    #[inline(always)]
     pub fn probe(&self, query: &[f32], probes: usize, out: &mut Vec<usize>) {
         let mut scored: Vec<(f32, usize)> = (0..self.cells.len()).map(|c| (dot(query, self.centroid(c)), c)).collect();
         let probes = probes.clamp(1, scored.len().max(1));
@@ -117,9 +131,24 @@ impl IvfIndex {
         out.extend(scored[..probes.min(scored.len())].iter().map(|&(_, c)| c));
     }
 
-    /// Cell `c`: its members and their vectors, packed row after row.
-    pub fn cell(&self, c: usize) -> (&[u32], &[f32]) {
-        (&self.cells[c], &self.packed[c])
+    /// Cell `c`'s members, with their dot products with `query` in `scores` (resized to match).
+    /// Each score sums the dimensions in order, so it is deterministic.
+    #[inline(always)]
+    pub fn score_cell<'a>(&'a self, c: usize, query: &[f32], scores: &mut Vec<f32>) -> &'a [u32] {
+        let members = &self.cells[c];
+        let n = members.len();
+        scores.clear();
+        scores.resize(n, 0.0);
+        if n == 0 {
+            return members;
+        }
+        for (d, column) in self.packed[c].chunks_exact(n).enumerate() {
+            let q = query[d];
+            for (s, x) in scores.iter_mut().zip(column) {
+                *s += q * *x;
+            }
+        }
+        members
     }
 
     /// Number of cells.
@@ -128,7 +157,7 @@ impl IvfIndex {
     }
 
     /// The candidates of the `probes` cells nearest to `query`, into `out` (cleared first): what
-    /// [`Self::probe`] and [`Self::cell`] give the search, flattened for the tests.
+    /// [`Self::probe`] and [`Self::score_cell`] give the search, flattened for the tests.
     #[cfg(test)]
     pub fn candidates(&self, query: &[f32], probes: usize, out: &mut Vec<u32>) {
         let mut cells = Vec::new();

@@ -18,8 +18,10 @@ use crate::job_params::{ParamSpec, ParamType as T};
 
 /// Implicit-feedback ALS training (`als_train`).
 pub mod als;
-/// The ALS half-sweep kernel that runs on executors.
+/// The ALS solver for one row, exact or by conjugate gradient.
 pub mod als_solve;
+/// The ALS half-sweep kernel: resident interactions, factor blocks handed between sweeps.
+pub mod als_sweep;
 /// Held-out evaluation of every model (`recs_eval`).
 pub mod eval;
 /// An inverted-file index for approximate cosine neighbours.
@@ -37,7 +39,7 @@ pub mod vectors;
 
 /// Registers the recommendation kernels in this process; every backbeat process calls it at start.
 pub fn register_kernels() {
-    register_kernel(Arc::new(als_solve::AlsSolveKernel));
+    register_kernel(Arc::new(als_sweep::AlsSweepKernel));
     register_kernel(Arc::new(top_k::TopKKernel));
 }
 
@@ -55,7 +57,8 @@ pub fn catalogue_jobs() -> Vec<Job> {
     let als_params = || {
         vec![
             p("rank", T::Int, "64", "factors per user and item"),
-            p("lambda", T::Float, "0.1", "L2 regularisation (not scaled by counts, as in implicit)"),
+            p("lambda", T::Float, "0.1", "L2 regularisation"),
+            p("lambda_scaling", T::Text, "none", "none: the same lambda for every row (implicit's); count: lambda x the row's interactions (Spark's ALS-WR)"),
             p("alpha", T::Float, "1.0", "confidence c = 1 + alpha * plays"),
             p("iterations", T::Int, "10", "sweeps over users and items"),
             p("cg_steps", T::Int, "3", "conjugate-gradient steps per solve (implicit's default); 0 = exact Cholesky (Spark's)"),

@@ -193,20 +193,46 @@ pub fn top_k(
     k: usize,
     ivf: Option<(&IvfIndex, usize)>,
 ) -> Result<RecordBatch> {
+    // AVX2 where the CPU has it: 8 f32 lanes instead of SSE2's 4, same order of operations (no
+    // FMA), so the same scores bit for bit. See `als_sweep::solve_block`.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { top_k_avx2(queries, candidates, pool, excludes, k, ivf) };
+    }
+    top_k_portable(queries, candidates, pool, excludes, k, ivf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn top_k_avx2(
+    queries: &DenseVectors,
+    candidates: &DenseVectors,
+    pool: &[u32],
+    excludes: &[(u32, Vec<u32>)],
+    k: usize,
+    ivf: Option<(&IvfIndex, usize)>,
+) -> Result<RecordBatch> {
+    top_k_portable(queries, candidates, pool, excludes, k, ivf)
+}
+
+#[inline(always)]
+fn top_k_portable(
+    queries: &DenseVectors,
+    candidates: &DenseVectors,
+    pool: &[u32],
+    excludes: &[(u32, Vec<u32>)],
+    k: usize,
+    ivf: Option<(&IvfIndex, usize)>,
+) -> Result<RecordBatch> {
     let (mut q_out, mut rank_out, mut item_out, mut score_out) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut scored: Vec<(f32, u32)> = Vec::with_capacity(pool.len());
+    let mut best = Best::new(k);
     let mut probed: Vec<usize> = Vec::new();
+    let mut cell_scores: Vec<f32> = Vec::new();
     // The pool's vectors copied next to each other: scoring rows scattered over a large matrix
     // (721k x 64 ALS items, 185 MB) costs a cache miss per candidate; 20k packed rows stream.
     let dim = candidates.dim;
     let packed: Vec<f32> = if ivf.is_none() { pool.iter().flat_map(|&c| candidates.row(c as usize)).copied().collect() } else { Vec::new() };
-    let score_into = |scored: &mut Vec<(f32, u32)>, qv: &[f32], members: &[u32], vectors: &[f32], exclude: &[u32]| {
-        for (j, &c) in members.iter().enumerate() {
-            if exclude.binary_search(&c).is_err() {
-                scored.push((dot(qv, &vectors[j * dim..(j + 1) * dim]), c));
-            }
-        }
-    };
     for (q, exclude) in excludes {
         if *q as usize >= queries.len() {
             return Err(DataFusionError::Execution(format!("query index {q} outside 0..{}", queries.len())));
@@ -215,27 +241,29 @@ pub fn top_k(
             continue;
         }
         let qv = queries.row(*q as usize);
-        scored.clear();
+        best.clear();
         match ivf {
             Some((index, probes)) => {
                 index.probe(qv, probes, &mut probed);
                 for &cell in &probed {
-                    let (members, vectors) = index.cell(cell);
-                    score_into(&mut scored, qv, members, vectors, exclude);
+                    let members = index.score_cell(cell, qv, &mut cell_scores);
+                    for (&c, &score) in members.iter().zip(&cell_scores) {
+                        if best.admits(score) && exclude.binary_search(&c).is_err() {
+                            best.push(score, c);
+                        }
+                    }
                 }
             }
-            None => score_into(&mut scored, qv, pool, &packed, exclude),
+            None => {
+                for (j, &c) in pool.iter().enumerate() {
+                    let score = dot(qv, &packed[j * dim..(j + 1) * dim]);
+                    if best.admits(score) && exclude.binary_search(&c).is_err() {
+                        best.push(score, c);
+                    }
+                }
+            }
         }
-        let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-        let keep = k.min(scored.len());
-        if keep == 0 {
-            continue;
-        }
-        if keep < scored.len() {
-            scored.select_nth_unstable_by(keep - 1, better);
-        }
-        scored[..keep].sort_unstable_by(better);
-        for (r, (score, item)) in scored[..keep].iter().enumerate() {
+        for (r, (score, item)) in best.finish().iter().enumerate() {
             q_out.push(*q as i64);
             rank_out.push(r as i32 + 1);
             item_out.push(*item as i64);
@@ -249,4 +277,79 @@ pub fn top_k(
         Arc::new(Float64Array::from(score_out)),
     ];
     Ok(RecordBatch::try_new(output_schema(), columns)?)
+}
+
+/// The best `k` (score, index) pairs of a stream: higher score first, ties to the lower index.
+/// Candidates below the k-th best seen so far are refused with one comparison ([`Best::admits`]);
+/// the rest are kept until 4k have piled up, then cut back to k. Scoring 16,000 IVF candidates
+/// per query, pushing and partially sorting all of them cost more than the dot products did.
+struct Best {
+    k: usize,
+    kept: Vec<(f32, u32)>,
+    threshold: f32,
+}
+
+impl Best {
+    fn new(k: usize) -> Self {
+        Self { k, kept: Vec::with_capacity(4 * k.min(1 << 16) + 1), threshold: f32::NEG_INFINITY }
+    }
+
+    fn clear(&mut self) {
+        self.kept.clear();
+        self.threshold = f32::NEG_INFINITY;
+    }
+
+    /// False when `score` cannot make the top k. Equal scores are admitted: the index breaks ties.
+    #[inline(always)]
+    fn admits(&self, score: f32) -> bool {
+        score >= self.threshold && self.k > 0
+    }
+
+    fn push(&mut self, score: f32, index: u32) {
+        self.kept.push((score, index));
+        if self.kept.len() >= 4 * self.k {
+            self.cut();
+            self.threshold = self.kept[self.k - 1].0;
+        }
+    }
+
+    fn cut(&mut self) {
+        let better = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        if self.kept.len() > self.k {
+            self.kept.select_nth_unstable_by(self.k - 1, better);
+            self.kept.truncate(self.k);
+        }
+        self.kept.sort_unstable_by(better);
+    }
+
+    /// The top k, best first.
+    fn finish(&mut self) -> &[(f32, u32)] {
+        if self.k > 0 {
+            self.cut();
+        }
+        &self.kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Best;
+
+    #[test]
+    fn best_keeps_the_top_k_with_ties_to_the_lower_index() {
+        // Scores with many ties, pushed in a scrambled order, through several cuts.
+        let items: Vec<(f32, u32)> = (0..500u32).map(|i| (((i * 7919) % 37) as f32, (i * 263) % 500)).collect();
+        for k in [1, 3, 10, 50] {
+            let mut best = Best::new(k);
+            for &(score, index) in &items {
+                if best.admits(score) {
+                    best.push(score, index);
+                }
+            }
+            let mut want = items.clone();
+            want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            want.truncate(k);
+            assert_eq!(best.finish(), &want[..], "k = {k}");
+        }
+    }
 }
