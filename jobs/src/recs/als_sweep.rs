@@ -280,6 +280,9 @@ struct SolvedBlock {
 /// and axpys, which SSE2 (the x86-64 baseline we compile for) runs 2 lanes at a time. Only the
 /// vector width changes, not the order of operations (no FMA), so results are bit-identical with
 /// and without it. Measured at `datagen --scale 10`, rank 64: item half-sweep 0.66-1.0 s without.
+/// The same three-function pattern stands in `top_k` and `ivf` on purpose: a generic
+/// `with_avx2(|| ...)` helper was tried and `perf` showed the closure compiled apart from the
+/// AVX2 function (closures cannot be `#[inline(always)]` on stable Rust), so it ran as SSE2.
 fn solve_block(p: &AlsParams, csr: &Csr, fixed: &FixedSide, range: Range<usize>, x0: &DenseVectors, loss: bool) -> Result<SolvedBlock> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
