@@ -7,6 +7,7 @@ mod connector_bench;
 mod export_command;
 mod ingest_command;
 mod jobs_command;
+mod clv_bench;
 mod recs_bench;
 mod result_output;
 mod sql_command;
@@ -138,6 +139,8 @@ enum BenchCommand {
     Export(connector_bench::ConnectorBenchArgs),
     /// Implicit ALS beside Spark MLlib and `implicit`: time per iteration and held-out quality.
     Recs(recs_bench::RecsBenchArgs),
+    /// BG/NBD and Gamma-Gamma beside Python lifetimes, on CDNOW and generated orders.
+    Clv(clv_bench::ClvBenchArgs),
 }
 
 #[derive(Args)]
@@ -281,6 +284,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => connector_bench::ingest(args).await,
         Command::Bench(BenchCommand::Export(args)) => connector_bench::export(args).await,
         Command::Bench(BenchCommand::Recs(args)) => recs_bench::run(args).await,
+        Command::Bench(BenchCommand::Clv(args)) => clv_bench::run(args).await,
         Command::Ingest(source) => ingest_command::run(source).await,
         Command::Export(args) => export_command::run(args).await,
         Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,

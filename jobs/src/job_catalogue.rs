@@ -53,13 +53,15 @@ pub struct Job {
 }
 
 /// The catalogue's scripts, compiled in.
-const BUILTIN: [&str; 6] = [
+const BUILTIN: [&str; 8] = [
     include_str!("../sql/order_analysis.sql"),
     include_str!("../sql/order_analysis_cdnow.sql"),
     include_str!("../sql/order_analysis_pizza.sql"),
     include_str!("../sql/shop_prices.sql"),
     include_str!("../sql/catalogue_analytics.sql"),
     include_str!("../sql/chinook_genres.sql"),
+    include_str!("../sql/cdnow_orders.sql"),
+    include_str!("../sql/order_totals.sql"),
 ];
 
 impl Job {
@@ -110,6 +112,7 @@ fn rust_jobs() -> Vec<Job> {
         body: JobBody::Rust(|session, params| Box::pin(crate::user_top_genres::run(session, params))),
     }];
     jobs.extend(recs);
+    jobs.extend(crate::clv::catalogue_jobs());
     jobs
 }
 

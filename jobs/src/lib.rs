@@ -3,6 +3,8 @@
 //! Delta run history.
 #![warn(missing_docs)]
 
+/// Next-order prediction: BG/NBD and Gamma-Gamma customer models.
+pub mod clv;
 /// The catalogue of jobs and loading a job from a script.
 pub mod job_catalogue;
 /// Typed parameters bound into SQL as checked literals.
@@ -20,4 +22,5 @@ pub mod user_top_genres;
 /// scheduler, executor) calls it once at start; calling it again is harmless.
 pub fn register_kernels() {
     recs::register_kernels();
+    clv::register_kernels();
 }
