@@ -89,6 +89,9 @@ pub struct MapPartitionsSpec {
     pub args: String,
     /// Input columns to hash-partition by before the kernel runs.
     pub key: Vec<String>,
+    /// All input rows in one partition (one task): for a kernel that needs the whole input at once.
+    #[serde(default)]
+    pub single: bool,
 }
 
 impl MapPartitionsSpec {
@@ -113,7 +116,20 @@ pub fn map_partitions(df: DataFrame, kernel: &str, args: &serde_json::Value, key
         kernel: kernel.to_string(),
         args: args.to_string(),
         key: key.iter().map(|k| k.to_string()).collect(),
+        single: false,
     };
+    plan_node(df, spec)
+}
+
+/// Plans `kernel` over all rows of `df` at once: one task, on one executor, sees the whole input
+/// (DataFusion coalesces the partitions in front of it). For work that cannot be split, on inputs
+/// that fit one task.
+pub fn map_single_partition(df: DataFrame, kernel: &str, args: &serde_json::Value) -> Result<DataFrame> {
+    let spec = MapPartitionsSpec { kernel: kernel.to_string(), args: args.to_string(), key: vec![], single: true };
+    plan_node(df, spec)
+}
+
+fn plan_node(df: DataFrame, spec: MapPartitionsSpec) -> Result<DataFrame> {
     let (state, plan) = df.into_parts();
     let node = MapPartitionsNode::try_new(plan, spec)?;
     Ok(DataFrame::new(state, LogicalPlan::Extension(Extension { node: Arc::new(node) })))
@@ -257,11 +273,13 @@ impl ExecutionPlan for MapPartitionsExec {
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
-        vec![true]
+        vec![!self.spec.single]
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        if self.key_exprs.is_empty() {
+        if self.spec.single {
+            vec![Distribution::SinglePartition]
+        } else if self.key_exprs.is_empty() {
             vec![Distribution::UnspecifiedDistribution]
         } else {
             vec![Distribution::KeyPartitioned(self.key_exprs.clone())]

@@ -49,7 +49,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     ensure!(holdout_days >= window, "the holdout ({holdout_days} days after {}) must be at least window_days ({window}) long", spec.calibration_end);
 
     let model_table = format!("{out}_model");
-    let fit = fit_summary(session, &spec.out, &model_table, penalizer, 500).await?;
+    let fit = fit_summary(session, &spec.out, &model_table, penalizer, 500, None).await?;
     let predictions = format!("{out}_predictions");
     let pspec = PredictSpec {
         summary: spec.out.clone(),

@@ -145,13 +145,21 @@ impl Gradient for Objective {
     }
 }
 
-struct Minimum {
-    u: Vec<f64>,
-    iterations: u64,
-    evaluations: u64,
-    converged: bool,
-    stop_reason: String,
-    gradient_norm: f64,
+/// Where an optimisation stopped.
+#[derive(Debug, Clone)]
+pub struct Minimum {
+    /// Log-parameters.
+    pub u: Vec<f64>,
+    /// BFGS iterations (0 when the line search gave up).
+    pub iterations: u64,
+    /// Likelihood evaluations.
+    pub evaluations: u64,
+    /// Whether the gradient norm is below [`ACCEPTED_GRADIENT`].
+    pub converged: bool,
+    /// Why it stopped.
+    pub stop_reason: String,
+    /// Final gradient norm.
+    pub gradient_norm: f64,
 }
 
 impl Minimum {
@@ -230,53 +238,128 @@ async fn minimise(dim: usize, max_iterations: u64, evaluate: Evaluate) -> Result
     .context("optimiser thread")?
 }
 
-/// lifetimes' objective over log-parameters u: the mean negative log-likelihood of `table` at
-/// θ = exp(u) plus `penalizer`·Σθ², and its gradient in u; `args` says which likelihood at θ.
-fn penalised_mean_nll(ctx: &SessionContext, table: &str, penalizer: f64, args: impl Fn(&[f64]) -> LoglikArgs + Send + 'static) -> Evaluate {
-    let handle = tokio::runtime::Handle::current();
-    let (ctx, table) = (ctx.clone(), table.to_string());
+/// Which model a fit is of, with what its likelihood needs beside the data.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub enum FitModel {
+    /// BG/NBD over triples, times multiplied by `scale` (1 / max T) while fitting.
+    Bgnbd {
+        /// Time scale.
+        scale: f64,
+    },
+    /// Gamma-Gamma over the repeat customers' (x, m).
+    GammaGamma,
+}
+
+impl FitModel {
+    fn dim(&self) -> usize {
+        match self {
+            Self::Bgnbd { .. } => 4,
+            Self::GammaGamma => 3,
+        }
+    }
+
+    /// The likelihood at θ as optimised (BG/NBD's alpha in scaled time).
+    fn args(&self, th: &[f64]) -> LoglikArgs {
+        match *self {
+            Self::Bgnbd { scale } => LoglikArgs::Bgnbd { params: BgNbd { r: th[0], alpha: th[1], a: th[2], b: th[3] }, scale },
+            Self::GammaGamma => LoglikArgs::GammaGamma { params: GammaGamma { p: th[0], q: th[1], v: th[2] } },
+        }
+    }
+
+    /// The likelihood at θ in the data's own units (what is reported).
+    pub fn natural_args(&self, th: &[f64]) -> LoglikArgs {
+        match *self {
+            Self::Bgnbd { scale } => LoglikArgs::Bgnbd { params: BgNbd { r: th[0], alpha: th[1] / scale, a: th[2], b: th[3] }, scale: 1.0 },
+            Self::GammaGamma => self.args(th),
+        }
+    }
+}
+
+/// Where an evaluation's sums come from: the cluster, or the batches of one task.
+pub type SumsAt = Arc<dyn Fn(&LoglikArgs) -> Result<LoglikSums> + Send + Sync>;
+
+/// lifetimes' objective over log-parameters u: the mean negative log-likelihood at θ = exp(u)
+/// plus `penalizer`·Σθ², and its gradient in u.
+fn penalised_mean_nll(sums_at: SumsAt, penalizer: f64, model: FitModel) -> Evaluate {
     Box::new(move |u: &[f64]| {
         let th: Vec<f64> = u.iter().map(|v| v.exp()).collect();
         if th.iter().any(|t| !t.is_normal()) {
             // A trial step so long that a parameter over- or underflows: no better than any point.
             return Ok((f64::INFINITY, vec![0.0; th.len()]));
         }
-        let s = handle.block_on(loglik_sums(&ctx, &table, &args(&th)))?;
+        let s = sums_at(&model.args(&th))?;
         let f = -s.ll / s.weight + penalizer * th.iter().map(|t| t * t).sum::<f64>();
         let g = (0..th.len()).map(|i| -th[i] * s.grad[i] / s.weight + 2.0 * penalizer * th[i] * th[i]).collect();
         Ok((f, g))
     })
 }
 
+/// Fits `model` over sums from `sums_at`: where the optimiser stopped, and the likelihood sums at
+/// the optimum in natural units.
+pub async fn fit_with(sums_at: SumsAt, model: FitModel, penalizer: f64, max_iterations: u64) -> Result<(Minimum, LoglikSums)> {
+    let min = minimise(model.dim(), max_iterations, penalised_mean_nll(sums_at.clone(), penalizer, model)).await?;
+    let natural = model.natural_args(&theta(&min));
+    let at = tokio::task::spawn_blocking(move || sums_at(&natural)).await.context("likelihood thread")??;
+    Ok((min, at))
+}
+
+/// Where the optimiser runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// The whole optimisation inside one executor task, over the sufficient statistics it holds:
+    /// one job instead of one per evaluation (~50 ms of scheduling each).
+    Task,
+    /// The optimiser on the client, each evaluation one job summing over all partitions: for
+    /// sufficient statistics too large for one task.
+    Distributed,
+}
+
+/// Rows of sufficient statistics up to which `auto` fits inside one task (~80 MB of columns; one
+/// evaluation over 5M rows takes ~0.3 s on one core).
+pub const TASK_MAX_ROWS: i64 = 5_000_000;
+
+async fn fit_model(ctx: &SessionContext, table: &str, model: FitModel, penalizer: f64, max_iterations: u64, placement: Placement) -> Result<(Minimum, LoglikSums)> {
+    match placement {
+        Placement::Task => super::fit_task::fit_in_task(ctx, table, model, penalizer, max_iterations).await,
+        Placement::Distributed => {
+            let handle = tokio::runtime::Handle::current();
+            let (ctx, table) = (ctx.clone(), table.to_string());
+            // Evaluations run on a blocking thread, where waiting for a cluster job is allowed.
+            let sums_at: SumsAt = Arc::new(move |args| handle.block_on(loglik_sums(&ctx, &table, args)));
+            fit_with(sums_at, model, penalizer, max_iterations).await
+        }
+    }
+}
+
 /// Fits BG/NBD to the triples table (`x`, `t_x`, `t`, `weight`).
-pub async fn fit_bgnbd(ctx: &SessionContext, triples: &str, penalizer: f64, max_iterations: u64) -> Result<FitOutcome<BgNbd>> {
+pub async fn fit_bgnbd(ctx: &SessionContext, triples: &str, penalizer: f64, max_iterations: u64, placement: Placement) -> Result<FitOutcome<BgNbd>> {
     let clock = Instant::now();
-    let totals = loglik_sums(ctx, triples, &LoglikArgs::Bgnbd { params: BgNbd { r: 1.0, alpha: 1.0, a: 1.0, b: 1.0 }, scale: 1.0 }).await?;
-    ensure!(totals.weight > 0.0, "no customers to fit");
-    let max_t = max_column(ctx, triples, "t").await?;
+    let (rows, max_t) = (max_column(ctx, triples, "count(*)").await?, max_column(ctx, triples, "max(t)").await?);
+    ensure!(rows > 0.0, "no customers to fit");
     ensure!(max_t > 0.0, "every customer's T is 0 (all first purchases in the last period): there is no time to fit on");
-    let scale = 1.0 / max_t;
-    let evaluate = penalised_mean_nll(ctx, triples, penalizer, move |th| LoglikArgs::Bgnbd { params: BgNbd { r: th[0], alpha: th[1], a: th[2], b: th[3] }, scale });
-    let min = minimise(4, max_iterations, evaluate).await?;
-    let th: Vec<f64> = min.u.iter().map(|v| v.exp()).collect();
-    let params = BgNbd { r: th[0], alpha: th[1] / scale, a: th[2], b: th[3] };
-    let at = loglik_sums(ctx, triples, &LoglikArgs::Bgnbd { params, scale: 1.0 }).await?;
+    let model = FitModel::Bgnbd { scale: 1.0 / max_t };
+    let (min, at) = fit_model(ctx, triples, model, penalizer, max_iterations, placement).await?;
+    let th = theta(&min);
+    let LoglikArgs::Bgnbd { params, .. } = model.natural_args(&th) else { unreachable!("BG/NBD arguments") };
     Ok(min.outcome(params, &at, clock))
 }
 
 /// Fits Gamma-Gamma to the repeat customers' table (`x`, `m`, `weight`).
-pub async fn fit_gamma_gamma(ctx: &SessionContext, spend: &str, penalizer: f64, max_iterations: u64) -> Result<FitOutcome<GammaGamma>> {
+pub async fn fit_gamma_gamma(ctx: &SessionContext, spend: &str, penalizer: f64, max_iterations: u64, placement: Placement) -> Result<FitOutcome<GammaGamma>> {
     let clock = Instant::now();
-    let evaluate = penalised_mean_nll(ctx, spend, penalizer, |th| LoglikArgs::GammaGamma { params: GammaGamma { p: th[0], q: th[1], v: th[2] } });
-    let min = minimise(3, max_iterations, evaluate).await?;
-    let th: Vec<f64> = min.u.iter().map(|v| v.exp()).collect();
-    let params = GammaGamma { p: th[0], q: th[1], v: th[2] };
-    let at = loglik_sums(ctx, spend, &LoglikArgs::GammaGamma { params }).await?;
-    Ok(min.outcome(params, &at, clock))
+    let model = FitModel::GammaGamma;
+    let (min, at) = fit_model(ctx, spend, model, penalizer, max_iterations, placement).await?;
+    let th = theta(&min);
+    Ok(min.outcome(GammaGamma { p: th[0], q: th[1], v: th[2] }, &at, clock))
 }
 
-async fn max_column(ctx: &SessionContext, table: &str, column: &str) -> Result<f64> {
-    let batches = ctx.sql(&format!("SELECT CAST(max({column}) AS DOUBLE) AS m FROM {table}")).await?.collect().await?;
+fn theta(min: &Minimum) -> Vec<f64> {
+    min.u.iter().map(|v| v.exp()).collect()
+}
+
+/// One aggregate of `table` as f64 (0 for an empty table's max).
+async fn max_column(ctx: &SessionContext, table: &str, aggregate: &str) -> Result<f64> {
+    let batches = ctx.sql(&format!("SELECT CAST(COALESCE({aggregate}, 0) AS DOUBLE) AS m FROM {table}")).await?.collect().await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).context("no rows")?;
     use arrow::array::AsArray;
     Ok(batch.column(0).as_primitive::<arrow::datatypes::Float64Type>().value(0))
@@ -317,7 +400,13 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     let penalizer: f64 = params["penalizer"].parse().context("parameter penalizer")?;
     let max_iterations: u64 = params["max_iterations"].parse().context("parameter max_iterations")?;
     ensure!(penalizer >= 0.0, "penalizer must be >= 0, got {penalizer}");
-    let outcome = fit_summary(session, summary, model_table, penalizer, max_iterations).await?;
+    let placement = match params["placement"].as_str() {
+        "auto" => None,
+        "task" => Some(Placement::Task),
+        "distributed" => Some(Placement::Distributed),
+        other => bail!("placement must be auto, task or distributed, not '{other}'"),
+    };
+    let outcome = fit_summary(session, summary, model_table, penalizer, max_iterations, placement).await?;
     let report = run_sql(session, &format!(
         "SELECT model, customers, r, alpha, a, b, p, q, v, log_likelihood, iterations, converged FROM {model_table} WHERE model_id = '{}' ORDER BY model",
         outcome.model_id
@@ -338,7 +427,9 @@ pub struct SummaryFit {
 }
 
 /// Fits both models on `summary` and appends their rows to `model_table`.
-pub async fn fit_summary(session: &BackbeatSession, summary: &str, model_table: &str, penalizer: f64, max_iterations: u64) -> Result<SummaryFit> {
+/// With `placement` None, each model is fitted inside one task when its sufficient statistics have
+/// at most [`TASK_MAX_ROWS`] rows, distributed otherwise.
+pub async fn fit_summary(session: &BackbeatSession, summary: &str, model_table: &str, penalizer: f64, max_iterations: u64, placement: Option<Placement>) -> Result<SummaryFit> {
     validate_summary(session, summary).await?;
     let (_, version) = pinned(session, summary).await?;
     let triples = format!("{model_table}_work_triples");
@@ -353,9 +444,15 @@ pub async fn fit_summary(session: &BackbeatSession, summary: &str, model_table: 
     .await?;
     let ctx = session.context();
     let result = async {
-        let bgnbd = fit_bgnbd(ctx, &triples, penalizer, max_iterations).await.context("fitting BG/NBD")?;
-        let repeat = first_row_i64(session, &format!("SELECT count(*) AS n FROM {spend}")).await?[0];
-        let spend = if repeat > 0 { Some(fit_gamma_gamma(ctx, &spend, penalizer, max_iterations).await.context("fitting Gamma-Gamma")?) } else { None };
+        let sizes = first_row_i64(session, &format!("SELECT (SELECT count(*) FROM {triples}) AS triples, (SELECT count(*) FROM {spend}) AS repeaters")).await?;
+        let place = |rows: i64| placement.unwrap_or(if rows <= TASK_MAX_ROWS { Placement::Task } else { Placement::Distributed });
+        tracing::info!(triples = sizes[0], repeat_customers = sizes[1], "fitting BG/NBD and Gamma-Gamma");
+        let bgnbd = fit_bgnbd(ctx, &triples, penalizer, max_iterations, place(sizes[0])).await.context("fitting BG/NBD")?;
+        let spend = if sizes[1] > 0 {
+            Some(fit_gamma_gamma(ctx, &spend, penalizer, max_iterations, place(sizes[1])).await.context("fitting Gamma-Gamma")?)
+        } else {
+            None
+        };
         anyhow::Ok((bgnbd, spend))
     }
     .await;

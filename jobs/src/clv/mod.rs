@@ -22,6 +22,8 @@ pub mod bgnbd;
 pub mod eval;
 /// Maximum-likelihood fits on the cluster (`clv_fit`).
 pub mod fit;
+/// The fit run inside one executor task.
+pub mod fit_task;
 /// The Gamma-Gamma spend model.
 pub mod gamma_gamma;
 /// The likelihood-sum and prediction partition kernels.
@@ -39,6 +41,7 @@ pub mod summary;
 pub fn register_kernels() {
     register_kernel(Arc::new(kernels::LoglikKernel));
     register_kernel(Arc::new(kernels::PredictKernel));
+    register_kernel(Arc::new(fit_task::FitTaskKernel));
 }
 
 /// The customer-model jobs of the catalogue.
@@ -78,6 +81,7 @@ pub fn catalogue_jobs() -> Vec<Job> {
     fit.extend([
         p("penalizer", T::Float, "0", "L2 penalty on the parameters (lifetimes' penalizer_coef: added to the mean negative log-likelihood)"),
         p("max_iterations", T::Int, "500", "BFGS iterations at most"),
+        p("placement", T::Text, "auto", "task: the optimiser inside one executor task; distributed: one cluster job per evaluation; auto: task up to 5M rows of statistics"),
     ]);
     let mut predict = model();
     predict.extend([
