@@ -254,6 +254,36 @@ async fn compare(session: &BackbeatSession, out: &Path, report: &serde_json::Val
     let ll = scalar_f64(session, &format!("SELECT log_likelihood {model} AND model = 'bgnbd'")).await?;
     let peer_ll = report["loglik"].as_f64().unwrap_or(f64::NAN);
     parts.push(format!("LL {:.1e}", ((ll - peer_ll) / peer_ll).abs()));
+    parts.push(format!("predictions at each tool's own optimum: {}", prediction_diffs(session, out, "customer_predictions").await?));
+    // The same formulas at lifetimes' parameters: what is left is the formulas' own agreement.
+    let (r, gg) = (&report["params"], &report["gg_params"]);
+    session
+        .sql(&format!(
+            "INSERT INTO clv_model SELECT 'lifetimes' AS model_id, model, summary_table, summary_version, customers, \
+             CASE WHEN model = 'bgnbd' THEN {:e} END AS r, CASE WHEN model = 'bgnbd' THEN {:e} END AS alpha, \
+             CASE WHEN model = 'bgnbd' THEN {:e} END AS a, CASE WHEN model = 'bgnbd' THEN {:e} END AS b, \
+             CASE WHEN model = 'gamma_gamma' THEN {:e} END AS p, CASE WHEN model = 'gamma_gamma' THEN {:e} END AS q, \
+             CASE WHEN model = 'gamma_gamma' THEN {:e} END AS v, log_likelihood, penalizer, iterations, evaluations, converged, \
+             'parameters of lifetimes 0.11.3' AS stop_reason, gradient_norm, seconds, fitted_at - INTERVAL '1 day' AS fitted_at \
+             FROM clv_model WHERE model_id = (SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1)",
+            r["r"].as_f64().unwrap_or(f64::NAN),
+            r["alpha"].as_f64().unwrap_or(f64::NAN),
+            r["a"].as_f64().unwrap_or(f64::NAN),
+            r["b"].as_f64().unwrap_or(f64::NAN),
+            gg["p"].as_f64().unwrap_or(f64::NAN),
+            gg["q"].as_f64().unwrap_or(f64::NAN),
+            gg["v"].as_f64().unwrap_or(f64::NAN)
+        ))
+        .await?
+        .collect()
+        .await?;
+    job(session, "clv_predict", &[("model_id", "lifetimes"), ("horizon_days", "7"), ("window_days", "7"), ("out", "customer_predictions_at_peer")]).await?;
+    parts.push(format!("at lifetimes' parameters: {}", prediction_diffs(session, out, "customer_predictions_at_peer").await?));
+    Ok(parts.join("; "))
+}
+
+/// Largest relative differences between `ours` (a clv_predict table) and the peer's predictions.
+async fn prediction_diffs(session: &BackbeatSession, out: &Path, ours: &str) -> Result<String> {
     let path = out.join("predictions.csv").canonicalize()?;
     let _ = session.context().deregister_table("bench_peer_predictions");
     session
@@ -265,7 +295,7 @@ async fn compare(session: &BackbeatSession, out: &Path, report: &serde_json::Val
         .await?;
     let diff = |ours: &str, theirs: &str| format!("max(abs(o.{ours} - p.{theirs}) / greatest(abs(p.{theirs}), 1e-300))");
     let sql = format!(
-        "SELECT count(*) AS n, {}, {}, {}, {}, {} FROM customer_predictions o JOIN bench_peer_predictions p ON CAST(o.customer_id AS VARCHAR) = p.customer",
+        "SELECT count(*) AS n, {}, {}, {}, {}, {} FROM {ours} o JOIN bench_peer_predictions p ON CAST(o.customer_id AS VARCHAR) = p.customer",
         diff("p_alive", "p_alive"),
         diff("expected_purchases", "expected_purchases"),
         diff("p_buy", "p_any_purchase"),
@@ -278,19 +308,18 @@ async fn compare(session: &BackbeatSession, out: &Path, report: &serde_json::Val
         let c = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Float64).expect("numeric");
         c.as_primitive::<Float64Type>().value(0)
     };
-    parts.push(format!(
-        "{} customers matched: p_alive {:.1e}, E[X(7d)] {:.1e}, P(buy 7d) {:.1e}, spend {:.1e}, CLV {:.1e}",
+    if value(0) as i64 == 0 {
+        bail!("no customer of the peer's predictions matched {ours}");
+    }
+    Ok(format!(
+        "{} customers, p_alive {:.1e}, E[X(7d)] {:.1e}, P(buy 7d) {:.1e}, spend {:.1e}, CLV {:.1e}",
         value(0) as i64,
         value(1),
         value(2),
         value(3),
         value(4),
         value(5)
-    ));
-    if value(0) as i64 == 0 {
-        bail!("no customer of the peer's predictions matched ours");
-    }
-    Ok(parts.join("; "))
+    ))
 }
 
 fn print_table(rows: &[Row]) {
