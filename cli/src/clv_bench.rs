@@ -129,14 +129,14 @@ async fn job(session: &BackbeatSession, name: &str, params: &[(&str, &str)]) -> 
 
 async fn scalar_text(session: &BackbeatSession, sql: &str) -> Result<String> {
     let batches = session.sql(sql).await?.collect().await?;
-    let b = batches.iter().find(|b| b.num_rows() > 0).context("no row")?;
+    let b = batches.iter().find(|b| b.num_rows() > 0).with_context(|| format!("no row from {sql}"))?;
     let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
     Ok(c.as_string::<i32>().value(0).to_string())
 }
 
 async fn scalar_f64(session: &BackbeatSession, sql: &str) -> Result<f64> {
     let batches = session.sql(sql).await?.collect().await?;
-    let b = batches.iter().find(|b| b.num_rows() > 0).context("no row")?;
+    let b = batches.iter().find(|b| b.num_rows() > 0).with_context(|| format!("no row from {sql}"))?;
     let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Float64)?;
     Ok(c.as_primitive::<Float64Type>().value(0))
 }
@@ -150,13 +150,14 @@ async fn bench_one(args: &ClvBenchArgs, session: &BackbeatSession, lake: &Path, 
     ours.predict = job(session, "clv_predict", &[("horizon_days", "7"), ("window_days", "7")]).await?;
     let customers = scalar_f64(session, "SELECT count(*) FROM customer_summary").await? as i64;
     let orders = scalar_f64(session, &format!("SELECT count(*) FROM {table}")).await? as i64;
+    // The latest fit's id first, then matched as a literal (see `predict::load_models` for why).
+    let latest = scalar_text(session, "SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1").await?;
+    let model = format!("FROM clv_model WHERE model_id = '{latest}'");
     let evaluations = scalar_text(
         session,
-        "SELECT string_agg(model || ' ' || CAST(evaluations AS VARCHAR) || ' evaluations, ' || CAST(iterations AS VARCHAR) || ' iterations', '; ') FROM clv_model \
-         WHERE model_id = (SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1)",
+        &format!("SELECT string_agg(model || ' ' || CAST(evaluations AS VARCHAR) || ' evaluations, ' || CAST(iterations AS VARCHAR) || ' iterations', '; ') {model}"),
     )
     .await?;
-    let model = "FROM clv_model WHERE model_id = (SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1)";
     let mut params = Vec::new();
     for (m, cols) in [("bgnbd", ["r", "alpha", "a", "b"].as_slice()), ("gamma_gamma", ["p", "q", "v"].as_slice())] {
         let mut shown = Vec::new();
@@ -241,7 +242,8 @@ fn run_with_timeout(mut command: Command, limit: Duration) -> Result<std::result
 /// Largest relative differences between ours and the peer's parameters and predictions.
 async fn compare(session: &BackbeatSession, out: &Path, report: &serde_json::Value) -> Result<String> {
     let mut parts = Vec::new();
-    let model = "FROM clv_model WHERE model_id = (SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1)";
+    let latest = scalar_text(session, "SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1").await?;
+    let model = format!("FROM clv_model WHERE model_id = '{latest}'");
     let mut worst: f64 = 0.0;
     for (m, key, names) in [("bgnbd", "params", ["r", "alpha", "a", "b"].as_slice()), ("gamma_gamma", "gg_params", ["p", "q", "v"].as_slice())] {
         for name in names {
@@ -265,7 +267,7 @@ async fn compare(session: &BackbeatSession, out: &Path, report: &serde_json::Val
              CASE WHEN model = 'gamma_gamma' THEN {:e} END AS p, CASE WHEN model = 'gamma_gamma' THEN {:e} END AS q, \
              CASE WHEN model = 'gamma_gamma' THEN {:e} END AS v, log_likelihood, penalizer, iterations, evaluations, converged, \
              'parameters of lifetimes 0.11.3' AS stop_reason, gradient_norm, seconds, fitted_at - INTERVAL '1 day' AS fitted_at \
-             FROM clv_model WHERE model_id = (SELECT model_id FROM clv_model ORDER BY fitted_at DESC LIMIT 1)",
+             {model}",
             r["r"].as_f64().unwrap_or(f64::NAN),
             r["alpha"].as_f64().unwrap_or(f64::NAN),
             r["a"].as_f64().unwrap_or(f64::NAN),

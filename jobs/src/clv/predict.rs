@@ -30,11 +30,21 @@ pub struct FittedModels {
 /// The fit `model_id` of `model_table`, or with an empty id the latest fit of `summary`.
 pub async fn load_models(session: &BackbeatSession, model_table: &str, summary: &str, model_id: &str) -> Result<FittedModels> {
     ensure!(session.lake().table_format(model_table).is_some(), "no model table '{model_table}' in the lake: run clv_fit first");
-    let which = if model_id.is_empty() {
-        format!("model_id = (SELECT model_id FROM {model_table} WHERE summary_table = '{}' ORDER BY fitted_at DESC LIMIT 1)", summary.replace('\'', "''"))
+    // The latest fit is looked up first and matched as a literal: Ballista 55 answered the same as
+    // one statement, `model_id = (SELECT ... ORDER BY fitted_at DESC LIMIT 1)`, with no rows once
+    // the table had two files (the scalar subquery became a sort-merge join after a shuffle).
+    let model_id = if model_id.is_empty() {
+        let latest = run_sql(session, &format!(
+            "SELECT model_id FROM {model_table} WHERE summary_table = '{}' ORDER BY fitted_at DESC LIMIT 1",
+            summary.replace('\'', "''")
+        ))
+        .await?;
+        latest.iter().find(|b| b.num_rows() > 0).map(|b| text_cell(b, 0, 0)).unwrap_or_default()
     } else {
-        format!("model_id = '{}'", model_id.replace('\'', "''"))
+        model_id.to_string()
     };
+    let model_id = model_id.as_str();
+    let which = format!("model_id = '{}'", model_id.replace('\'', "''"));
     let batches = run_sql(session, &format!("SELECT model_id, model, r, alpha, a, b, p, q, v FROM {model_table} WHERE {which} ORDER BY model")).await?;
     let mut found = None;
     let mut spend = None;
