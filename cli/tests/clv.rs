@@ -158,6 +158,8 @@ async fn weekly_summary_and_holdout_evaluation_on_cdnow() {
         f64s(m, "value")[i]
     };
     let m = query(&session, "SELECT * FROM clv_eval").await;
+    let distinct = query(&session, "SELECT count(DISTINCT model || '/' || metric) AS n FROM clv_eval").await;
+    assert_eq!(i64s(&distinct, "n")[0] as usize, m.num_rows(), "one row per model and metric");
     // The holdout (273 days to 1998-06-30): the actual purchase days, counted here from the raw
     // file, and BG/NBD's expected total, which lifetimes 0.11.3 puts at 1653.4087241798902
     // (`bench/peers/clv_peer.py --freq D --freq-multiplier 7 --horizon-days 273`, summed).
@@ -171,6 +173,8 @@ async fn weekly_summary_and_holdout_evaluation_on_cdnow() {
         .collect();
     let (predicted, actual) = (metric(&m, "bgnbd", "holdout_purchases_total"), metric(&m, "actual", "holdout_purchases_total"));
     assert_eq!(actual, holdout_days.len() as f64);
+    let week_buyers: std::collections::HashSet<&String> = holdout_days.iter().filter(|(_, day)| day.as_str() <= "19971007").map(|(c, _)| c).collect();
+    assert_eq!(metric(&m, "actual", "window_buyers"), week_buyers.len() as f64);
     assert!(rel(predicted, 1653.4087241798902) < 1e-6, "predicted {predicted}");
     let auc = metric(&m, "bgnbd", "window_auc");
     assert!(auc > 0.6 && auc <= 1.0, "AUC {auc}");

@@ -26,6 +26,13 @@ use super::{f64_cells, text_cell};
 use crate::job_runner::{ReportSection, RustJobOutput};
 use crate::recs::{first_row_i64, ident, run_sql};
 
+/// The first row of a query as f64s (NULL as NaN).
+async fn f64_row(session: &BackbeatSession, sql: &str) -> Result<Vec<f64>> {
+    let batches = run_sql(session, sql).await?;
+    let batch = batches.iter().find(|b| b.num_rows() > 0).context("an aggregate returned no row")?;
+    (0..batch.num_columns()).map(|c| Ok(f64_cells(batch, c)?[0].unwrap_or(f64::NAN))).collect()
+}
+
 /// The `clv_eval` job.
 pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -> Result<RustJobOutput> {
     let out = params["out"].clone();
@@ -85,26 +92,51 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     ))
     .await?;
 
-    let metrics = format!(
-        "WITH c AS (SELECT * FROM {per_customer}), \
-         n AS (SELECT CAST(sum(CASE WHEN buys THEN 1 ELSE 0 END) AS DOUBLE) AS pos, CAST(sum(CASE WHEN buys THEN 0 ELSE 1 END) AS DOUBLE) AS neg FROM c), \
-         rb AS (SELECT buys, rank() OVER (ORDER BY p_buy) + (count(*) OVER (PARTITION BY p_buy) - 1) / 2.0 AS rk FROM c), \
-         rs AS (SELECT buys, rank() OVER (ORDER BY baseline_score) + (count(*) OVER (PARTITION BY baseline_score) - 1) / 2.0 AS rk FROM c), \
-         m AS ( \
-           SELECT 'bgnbd' AS model, 'holdout_purchases_mae' AS metric, avg(abs(predicted - actual)) AS value FROM c \
-           UNION ALL SELECT 'bgnbd', 'holdout_purchases_total', sum(predicted) FROM c \
-           UNION ALL SELECT 'actual', 'holdout_purchases_total', sum(actual) FROM c \
-           UNION ALL SELECT 'bgnbd', 'window_precision', CAST(sum(CASE WHEN p_buy >= {threshold} AND buys THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(sum(CASE WHEN p_buy >= {threshold} THEN 1 ELSE 0 END), 0) FROM c \
-           UNION ALL SELECT 'bgnbd', 'window_recall', CAST(sum(CASE WHEN p_buy >= {threshold} AND buys THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(sum(CASE WHEN buys THEN 1 ELSE 0 END), 0) FROM c \
-           UNION ALL SELECT 'bgnbd', 'window_auc', (sum(CASE WHEN buys THEN rk END) - max(n.pos) * (max(n.pos) + 1) / 2) / NULLIF(max(n.pos) * max(n.neg), 0) FROM rb, n \
-           UNION ALL SELECT 'baseline', 'window_precision', CAST(sum(CASE WHEN baseline_score = 0 AND buys THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(sum(CASE WHEN baseline_score = 0 THEN 1 ELSE 0 END), 0) FROM c \
-           UNION ALL SELECT 'baseline', 'window_recall', CAST(sum(CASE WHEN baseline_score = 0 AND buys THEN 1 ELSE 0 END) AS DOUBLE) / NULLIF(sum(CASE WHEN buys THEN 1 ELSE 0 END), 0) FROM c \
-           UNION ALL SELECT 'baseline', 'window_auc', (sum(CASE WHEN buys THEN rk END) - max(n.pos) * (max(n.pos) + 1) / 2) / NULLIF(max(n.pos) * max(n.neg), 0) FROM rs, n \
-           UNION ALL SELECT 'actual', 'window_buyers', max(n.pos) FROM n \
-           UNION ALL SELECT 'bgnbd', 'window_expected_buyers', sum(p_buy) FROM c) \
-         SELECT model, metric, CAST(value AS DOUBLE) AS value FROM m"
-    );
-    run_sql(session, &format!("CREATE OR REPLACE TABLE {out} AS {metrics}")).await?;
+    // Each metric from single-row aggregates: one statement of UNION ALLs over the shared CTE came
+    // back from Ballista 55 with every row repeated.
+    let sums = f64_row(session, &format!(
+        "SELECT avg(abs(predicted - actual)), sum(predicted), sum(actual), sum(p_buy), \
+                sum(CASE WHEN buys THEN 1 ELSE 0 END), sum(CASE WHEN buys THEN 0 ELSE 1 END), \
+                sum(CASE WHEN p_buy >= {threshold} THEN 1 ELSE 0 END), sum(CASE WHEN p_buy >= {threshold} AND buys THEN 1 ELSE 0 END), \
+                sum(CASE WHEN baseline_score = 0 THEN 1 ELSE 0 END), sum(CASE WHEN baseline_score = 0 AND buys THEN 1 ELSE 0 END) \
+         FROM {per_customer}"
+    ))
+    .await?;
+    let [mae, predicted, actual, expected_buyers, pos, neg, bg_sel, bg_hit, base_sel, base_hit] = sums[..] else { unreachable!("10 columns") };
+    let auc = async |score: &str| -> Result<f64> {
+        let ranks = f64_row(session, &format!(
+            "SELECT sum(CASE WHEN buys THEN rk END) FROM (SELECT buys, rank() OVER (ORDER BY {score}) + (count(*) OVER (PARTITION BY {score}) - 1) / 2.0 AS rk FROM {per_customer})"
+        ))
+        .await?;
+        Ok((ranks[0] - pos * (pos + 1.0) / 2.0) / (pos * neg))
+    };
+    // BG/NBD's top-N by P(buy), N = the number who bought: its precision equals its recall there.
+    let top = f64_row(session, &format!(
+        "SELECT CAST(sum(CASE WHEN buys THEN 1 ELSE 0 END) AS DOUBLE) FROM (SELECT buys FROM {per_customer} ORDER BY p_buy DESC, customer_id LIMIT {})",
+        pos as i64
+    ))
+    .await?;
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let rows = [
+        ("bgnbd", "holdout_purchases_mae", mae),
+        ("bgnbd", "holdout_purchases_total", predicted),
+        ("actual", "holdout_purchases_total", actual),
+        ("actual", "window_buyers", pos),
+        ("bgnbd", "window_expected_buyers", expected_buyers),
+        ("bgnbd", "window_precision", ratio(bg_hit, bg_sel)),
+        ("bgnbd", "window_recall", ratio(bg_hit, pos)),
+        ("bgnbd", "window_precision_at_buyers", ratio(top[0], pos)),
+        ("bgnbd", "window_auc", auc("p_buy").await?),
+        ("baseline", "window_precision", ratio(base_hit, base_sel)),
+        ("baseline", "window_recall", ratio(base_hit, pos)),
+        ("baseline", "window_auc", auc("baseline_score").await?),
+    ];
+    let values: Vec<String> = rows.iter().map(|(m, k, v)| format!("('{m}', '{k}', {})", if v.is_finite() { format!("{v:e}") } else { "NULL".into() })).collect();
+    run_sql(session, &format!(
+        "CREATE OR REPLACE TABLE {out} AS SELECT column1 AS model, column2 AS metric, CAST(column3 AS DOUBLE) AS value FROM (VALUES {})",
+        values.join(", ")
+    ))
+    .await?;
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_by_frequency AS \
          SELECT CASE WHEN frequency >= 7 THEN '7+' ELSE CAST(CAST(frequency AS BIGINT) AS VARCHAR) END AS frequency, \
