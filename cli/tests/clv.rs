@@ -257,3 +257,16 @@ async fn clv_bad_input_gives_clear_errors_or_defined_results() {
     expect_error(&session, "clv_fit", &[("summary", "broken_summary")], "recency below 0 or above T").await;
     expect_error(&session, "clv_predict", &[("model_table", "no_such_models")], "run clv_fit first").await;
 }
+
+/// Ballista 55's adaptive planner once answered this scalar subquery with no rows on a two-file
+/// Delta table (its empty-join propagation misjudged a side); sessions now turn that rule off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scalar_subquery_over_a_two_file_table_finds_the_latest_row() {
+    let cluster = TestCluster::start();
+    let lake = tempfile::tempdir().unwrap();
+    let session = cluster.session(lake.path()).await;
+    session.sql("CREATE TABLE fits AS SELECT 'a' AS id, 'm' AS model, 1.5 AS ll, TIMESTAMP '2024-01-01 00:00:00' AS at").await.unwrap().collect().await.unwrap();
+    session.sql("INSERT INTO fits SELECT 'b' AS id, 'm' AS model, 2.5 AS ll, TIMESTAMP '2024-02-01 00:00:00' AS at").await.unwrap().collect().await.unwrap();
+    let rows = query(&session, "SELECT ll FROM fits WHERE id = (SELECT id FROM fits ORDER BY at DESC LIMIT 1) AND model = 'm'").await;
+    assert_eq!(f64s(&rows, "ll"), vec![2.5]);
+}

@@ -32,7 +32,8 @@ pub async fn load_models(session: &BackbeatSession, model_table: &str, summary: 
     ensure!(session.lake().table_format(model_table).is_some(), "no model table '{model_table}' in the lake: run clv_fit first");
     // The latest fit is looked up first and matched as a literal: Ballista 55 answered the same as
     // one statement, `model_id = (SELECT ... ORDER BY fitted_at DESC LIMIT 1)`, with no rows once
-    // the table had two files (the scalar subquery became a sort-merge join after a shuffle).
+    // the table had two files, until sessions turned off its empty-join propagation
+    // (`session::PROPAGATE_EMPTY`). Two plain queries do not depend on that.
     let model_id = if model_id.is_empty() {
         let latest = run_sql(session, &format!(
             "SELECT model_id FROM {model_table} WHERE summary_table = '{}' ORDER BY fitted_at DESC LIMIT 1",
