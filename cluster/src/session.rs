@@ -33,7 +33,6 @@ use crate::udf_registry::backbeat_udfs;
 pub fn client_session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
         .set_bool(FORCE_VIEW_TYPES, false)
-        .set_bool(PROPAGATE_EMPTY, false)
         .with_ballista_logical_extension_codec(Arc::new(BackbeatLogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(BackbeatPhysicalCodec::default()))
         .with_information_schema(true)
@@ -45,12 +44,6 @@ pub fn client_session_config() -> SessionConfig {
 /// file and ~100 MB on the wire, as Flight re-sends the buffers with each chunk of a batch. Plain
 /// `Utf8` slices are written compactly, so backbeat reads strings as `Utf8` on every side.
 pub const FORCE_VIEW_TYPES: &str = "datafusion.execution.parquet.schema_force_view_types";
-
-/// Ballista 55's adaptive planner replaces a join whose side it believes empty with an empty
-/// result. It misjudged: `SELECT x FROM t WHERE id = (SELECT id FROM t ORDER BY ts DESC LIMIT 1)`
-/// over a two-file Delta table returned no rows (the same query with this rule off, or with the
-/// adaptive planner off, returns the row). Wrong answers cost more than the rule saves.
-pub const PROPAGATE_EMPTY: &str = "ballista.planner.propagate_empty.enabled";
 
 /// The scheduler's session builder: Ballista's default state plus backbeat's UDFs and plan nodes.
 pub fn scheduler_session_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {

@@ -334,7 +334,10 @@ async fn fit_model(ctx: &SessionContext, table: &str, model: FitModel, penalizer
 /// Fits BG/NBD to the triples table (`x`, `t_x`, `t`, `weight`).
 pub async fn fit_bgnbd(ctx: &SessionContext, triples: &str, penalizer: f64, max_iterations: u64, placement: Placement) -> Result<FitOutcome<BgNbd>> {
     let clock = Instant::now();
-    let (rows, max_t) = (max_column(ctx, triples, "count(*)").await?, max_column(ctx, triples, "max(t)").await?);
+    let (rows, max_t) = match aggregates_f64(ctx, triples, "count(*), max(t)").await?[..] {
+        [rows, max_t] => (rows, max_t),
+        _ => unreachable!("two aggregates"),
+    };
     ensure!(rows > 0.0, "no customers to fit");
     ensure!(max_t > 0.0, "every customer's T is 0 (all first purchases in the last period): there is no time to fit on");
     let model = FitModel::Bgnbd { scale: 1.0 / max_t };
@@ -357,12 +360,11 @@ fn theta(min: &Minimum) -> Vec<f64> {
     min.u.iter().map(|v| v.exp()).collect()
 }
 
-/// One aggregate of `table` as f64 (0 for an empty table's max).
-async fn max_column(ctx: &SessionContext, table: &str, aggregate: &str) -> Result<f64> {
-    let batches = ctx.sql(&format!("SELECT CAST(COALESCE({aggregate}, 0) AS DOUBLE) AS m FROM {table}")).await?.collect().await?;
+/// Aggregates of `table` (one statement's select list) as f64s, NULL as 0.
+async fn aggregates_f64(ctx: &SessionContext, table: &str, aggregates: &str) -> Result<Vec<f64>> {
+    let batches = ctx.sql(&format!("SELECT {aggregates} FROM {table}")).await?.collect().await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).context("no rows")?;
-    use arrow::array::AsArray;
-    Ok(batch.column(0).as_primitive::<arrow::datatypes::Float64Type>().value(0))
+    (0..batch.num_columns()).map(|c| Ok(super::f64_cells(batch, c)?[0].unwrap_or(0.0))).collect()
 }
 
 /// Checks a customer summary has the columns and values the models need; fails naming a customer
@@ -376,19 +378,17 @@ pub async fn validate_summary(session: &BackbeatSession, summary: &str) -> Resul
         ("frequency = 0 AND recency <> 0", "has no repeat purchase but a recency other than 0"),
         ("monetary_value < 0", "has a negative monetary_value"),
     ];
-    for (condition, what) in rules {
-        let sql = format!("SELECT CAST(customer_id AS VARCHAR) AS c, count(*) OVER () AS n FROM {summary} WHERE {condition} LIMIT 1");
-        let batches = run_sql(session, &sql).await?;
-        if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
-            use arrow::array::AsArray;
-            let customer = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
-            let customer = customer.as_string::<i32>().value(0).to_string();
-            let n = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)?;
-            let n = n.as_primitive::<arrow::datatypes::Int64Type>().value(0);
-            bail!("summary '{summary}': customer {customer} {what} ({n} customers do); build the summary with the customer_summary job");
+    // One scan counts every rule's breakers; only a broken rule costs a second query, for an example.
+    let counts: Vec<String> = rules.iter().map(|(condition, _)| format!("count(*) FILTER (WHERE {condition})")).collect();
+    let counts = first_row_i64(session, &format!("SELECT count(*) AS n, {} FROM {summary}", counts.join(", "))).await?;
+    for ((condition, what), broken) in rules.iter().zip(&counts[1..]) {
+        if *broken > 0 {
+            let example = run_sql(session, &format!("SELECT customer_id FROM {summary} WHERE {condition} LIMIT 1")).await?;
+            let customer = example.iter().find(|b| b.num_rows() > 0).map(|b| super::text_cell(b, 0, 0)).unwrap_or_default();
+            bail!("summary '{summary}': customer {customer} {what} ({broken} customers do); build the summary with the customer_summary job");
         }
     }
-    let n = first_row_i64(session, &format!("SELECT count(*) AS n FROM {summary}")).await?[0];
+    let n = counts[0];
     ensure!(n > 0, "summary '{summary}' has no customers: nothing to fit");
     Ok(n)
 }

@@ -32,8 +32,8 @@ pub async fn load_models(session: &BackbeatSession, model_table: &str, summary: 
     ensure!(session.lake().table_format(model_table).is_some(), "no model table '{model_table}' in the lake: run clv_fit first");
     // The latest fit is looked up first and matched as a literal: Ballista 55 answered the same as
     // one statement, `model_id = (SELECT ... ORDER BY fitted_at DESC LIMIT 1)`, with no rows once
-    // the table had two files, until sessions turned off its empty-join propagation
-    // (`session::PROPAGATE_EMPTY`). Two plain queries do not depend on that.
+    // the table had two files (intermittently on the 2-executor cluster; the ignored test
+    // `scalar_subquery_over_a_two_file_table_finds_the_latest_row` reproduces it).
     let model_id = if model_id.is_empty() {
         let latest = run_sql(session, &format!(
             "SELECT model_id FROM {model_table} WHERE summary_table = '{}' ORDER BY fitted_at DESC LIMIT 1",
