@@ -216,8 +216,8 @@ async fn write_transactions(session: &BackbeatSession, table: &str, time_col: &s
 }
 
 /// Runs the peer; Ok(Err(why)) when it failed or ran out of time (a result, not a bench error).
-fn run_with_timeout(mut command: Command, limit: Duration) -> Result<std::result::Result<serde_json::Value, String>> {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting the lifetimes peer")?;
+pub(crate) fn run_with_timeout(mut command: Command, limit: Duration) -> Result<std::result::Result<serde_json::Value, String>> {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting the peer")?;
     let clock = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {

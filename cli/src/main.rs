@@ -6,6 +6,7 @@ mod bench_command;
 mod connector_bench;
 mod export_command;
 mod ingest_command;
+mod isrc_bench;
 mod jobs_command;
 mod clv_bench;
 mod recs_bench;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use backbeat_cluster::executor_process::{ExecutorOptions, run_executor};
+use backbeat_cluster::executor_process::{ExecutorOptions, parse_memory_size, run_executor};
 use backbeat_datasets::datagen::{self, DatagenConfig, Dataset};
 use backbeat_cluster::scheduler_process::run_scheduler;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
@@ -141,6 +142,8 @@ enum BenchCommand {
     Recs(recs_bench::RecsBenchArgs),
     /// BG/NBD and Gamma-Gamma beside Python lifetimes, on CDNOW and generated orders.
     Clv(clv_bench::ClvBenchArgs),
+    /// ISRC matching beside Splink 5: time, precision, recall and F1 on generated playlists.
+    Isrc(isrc_bench::IsrcBenchArgs),
 }
 
 #[derive(Args)]
@@ -163,6 +166,10 @@ struct ExecutorArgs {
     /// Tasks to run at once [default: one per core].
     #[arg(long, default_value_t = 0)]
     concurrency: usize,
+    /// Memory for the tasks' sorts, aggregates and joins (e.g. 2GiB), split across the task slots;
+    /// beyond it they spill to the work dir [default: 70% of the host's memory].
+    #[arg(long, env = "BACKBEAT_EXECUTOR_MEMORY")]
+    memory_pool: Option<String>,
 }
 
 /// Where the lake is.
@@ -275,6 +282,7 @@ async fn run(command: Command) -> Result<()> {
                 grpc_port: args.grpc_port.unwrap_or(args.bind.port() + 1),
                 work_dir,
                 concurrency: args.concurrency,
+                memory_pool: args.memory_pool.as_deref().map(parse_memory_size).transpose().context("--memory-pool")?,
             })
             .await
         }
@@ -285,6 +293,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Export(args)) => connector_bench::export(args).await,
         Command::Bench(BenchCommand::Recs(args)) => recs_bench::run(args).await,
         Command::Bench(BenchCommand::Clv(args)) => clv_bench::run(args).await,
+        Command::Bench(BenchCommand::Isrc(args)) => isrc_bench::run(args).await,
         Command::Ingest(source) => ingest_command::run(source).await,
         Command::Export(args) => export_command::run(args).await,
         Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,

@@ -53,6 +53,7 @@ impl EmbeddedCluster {
             grpc_port: free_port()?,
             work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
             concurrency,
+            memory_pool: embedded_memory_pool()?,
         };
         tasks.push(tokio::spawn(async move {
             if let Err(e) = run_executor(options).await {
@@ -118,3 +119,14 @@ fn sweep_stale_work_dirs() {
     }
 }
 
+
+/// `BACKBEAT_EXECUTOR_MEMORY` (for example `2GiB`): the embedded executor's memory pool, as
+/// `backbeat executor --memory-pool` sets a standalone one's. Unset: Ballista's default.
+fn embedded_memory_pool() -> Result<Option<u64>> {
+    match std::env::var("BACKBEAT_EXECUTOR_MEMORY") {
+        Ok(text) if !text.trim().is_empty() => crate::executor_process::parse_memory_size(&text)
+            .map(Some)
+            .context("BACKBEAT_EXECUTOR_MEMORY"),
+        _ => Ok(None),
+    }
+}

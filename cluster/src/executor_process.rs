@@ -28,6 +28,31 @@ pub struct ExecutorOptions {
     pub work_dir: Option<String>,
     /// Tasks run at once; 0 means one per core.
     pub concurrency: usize,
+    /// Bytes of memory the executor's tasks may hold in sorts, aggregates and joins, shared out
+    /// per task slot; beyond it sorts and aggregates spill to `work_dir`, and operators that cannot
+    /// spill (a hash join's build side) fail with "Resources exhausted". `None`: Ballista's
+    /// default, 70% of the host's (or cgroup's) memory.
+    pub memory_pool: Option<u64>,
+}
+
+/// Parses a memory size: bytes, or a number with a K, M, G or T suffix (powers of 1024; "GiB",
+/// "GB" and "g" all mean the same).
+pub fn parse_memory_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("memory size '{text}' does not start with a number (try 2GiB or 512M)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches('b').trim_end_matches('i') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        other => anyhow::bail!("memory size '{text}': unknown unit '{other}' (use K, M, G or T)"),
+    };
+    Ok((value * (1u64 << shift) as f64) as u64)
 }
 
 /// Builds Ballista's executor configuration from [`ExecutorOptions`].
@@ -42,6 +67,7 @@ pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
         // Wait for a scheduler that is still starting rather than failing at once.
         scheduler_connect_timeout_seconds: 20,
         vcores: options.concurrency,
+        memory_pool_size: options.memory_pool,
         task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
         work_dir: options.work_dir.clone(),
         print_thread_info: false,
@@ -60,6 +86,7 @@ pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     let config = executor_config(&options);
     tracing::info!(
+        memory_pool = ?options.memory_pool,
         scheduler = %format!("{}:{}", options.scheduler_host, options.scheduler_port),
         flight = %format!("{}:{}", options.external_host, options.flight_port),
         "backbeat executor starting"
@@ -67,4 +94,21 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .with_context(|| format!("executor for scheduler {}:{} stopped", options.scheduler_host, options.scheduler_port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory_size;
+
+    #[test]
+    fn memory_sizes_parse_with_binary_units() {
+        assert_eq!(parse_memory_size("1024").unwrap(), 1024);
+        assert_eq!(parse_memory_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_memory_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_memory_size("1.5 GB").unwrap(), 3 << 29);
+        assert_eq!(parse_memory_size("512M").unwrap(), 512 << 20);
+        let err = parse_memory_size("2 parsecs").unwrap_err().to_string();
+        assert!(err.contains("unknown unit 'parsecs'"), "{err}");
+        assert!(parse_memory_size("lots").is_err());
+    }
 }

@@ -83,6 +83,41 @@ pub fn normalize_title(input: &str) -> String {
     out
 }
 
+/// Folds text for comparison without dropping anything that carries meaning: Unicode NFKC (full
+/// width to ASCII), lowercase, accents stripped from Latin letters only ("Beyoncé" → "beyonce";
+/// Hangul, kana and Cyrillic are left whole, where NFKD would split "방" into jamo and drop the
+/// voicing mark of "ド"), apostrophes removed ("Don't" → "dont"), every other non-alphanumeric a
+/// single space, trimmed.
+pub fn fold_text(input: &str) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut pending_space = false;
+    let mut push = |c: char, out: &mut String| {
+        if c == '\'' || c == '’' || c == '`' {
+            return;
+        }
+        if c.is_alphanumeric() {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.extend(c.to_lowercase());
+        } else {
+            pending_space = true;
+        }
+    };
+    for c in input.nfkc() {
+        // Latin-1 Supplement to Latin Extended-B, and Latin Extended Additional (Vietnamese).
+        if matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}') {
+            for d in std::iter::once(c).nfd().filter(|d| !is_combining_mark(*d)) {
+                push(d, &mut out);
+            }
+        } else {
+            push(c, &mut out);
+        }
+    }
+    out
+}
+
 /// Jaro-Winkler similarity in [0, 1] over Unicode scalar values; two empty strings are identical
 /// (1.0), an empty and a non-empty string share nothing (0.0).
 pub fn jaro_winkler(a: &str, b: &str) -> f64 {
@@ -168,6 +203,14 @@ fn longest_common_subsequence(a: &[char], b: &[char]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_strips_latin_accents_and_keeps_other_scripts_whole() {
+        assert_eq!(fold_text("  Beyoncé – Don't Stop (Ｌｉｖｅ)!! "), "beyonce dont stop live");
+        assert_eq!(fold_text("방탄소년단 『アイドル』 Ёлка"), "방탄소년단 アイドル ёлка");
+        assert_eq!(fold_text("Sơn Tùng M-TP"), "son tung m tp");
+        assert_eq!(fold_text("...!"), "");
+    }
 
     #[test]
     fn normalize_drops_packaging_but_keeps_versions() {

@@ -5,7 +5,7 @@
 //! the physical plan). [`backbeat_udfs`] is that single list; `session_state`, the scheduler and the
 //! executor all take it from here so the three can never disagree.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use arrow::array::{Array, ArrayRef, Float64Array, StringArray};
 use arrow::compute::cast;
@@ -18,9 +18,32 @@ use datafusion::logical_expr::{
 
 use crate::text_similarity;
 
-/// Every scalar UDF backbeat ships, ready to register.
+/// UDFs that crates above this one define (the jobs' title parser): registered at process start,
+/// before any session, scheduler or executor is built, like the partition kernels.
+static EXTRA_UDFS: RwLock<Vec<Arc<ScalarUDF>>> = RwLock::new(Vec::new());
+
+/// Adds `udf` to [`backbeat_udfs`] in this process; registering a name again replaces it.
+pub fn register_udf(udf: Arc<ScalarUDF>) {
+    let mut extras = EXTRA_UDFS.write().unwrap_or_else(|e| e.into_inner());
+    extras.retain(|u| u.name() != udf.name());
+    extras.push(udf);
+}
+
+/// Every scalar UDF backbeat ships, ready to register: the string functions here and those
+/// registered with [`register_udf`].
 pub fn backbeat_udfs() -> Vec<Arc<ScalarUDF>> {
+    let mut udfs = builtin_udfs();
+    udfs.extend(EXTRA_UDFS.read().unwrap_or_else(|e| e.into_inner()).iter().cloned());
+    udfs
+}
+
+fn builtin_udfs() -> Vec<Arc<ScalarUDF>> {
     vec![
+        Arc::new(ScalarUDF::from(StringUdf::new(
+            "fold_text",
+            1,
+            DataType::Utf8,
+        ))),
         Arc::new(ScalarUDF::from(StringUdf::new(
             "normalize_title",
             1,
@@ -103,6 +126,11 @@ impl ScalarUDFImpl for StringUdf {
             ("normalize_title", [a]) => Arc::new(
                 a.iter()
                     .map(|v| v.map(text_similarity::normalize_title))
+                    .collect::<StringArray>(),
+            ),
+            ("fold_text", [a]) => Arc::new(
+                a.iter()
+                    .map(|v| v.map(text_similarity::fold_text))
                     .collect::<StringArray>(),
             ),
             ("jaro_winkler", [a, b]) => Arc::new(pairwise(a, b, text_similarity::jaro_winkler)),

@@ -275,18 +275,33 @@ fn read_file(path: &Path, mapping: &JsonMapping, tx: ChunkSender) -> Result<()> 
     let mut reader = open_decoded(path)?;
     if ndjson {
         let mut lines = BufReader::new(reader);
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut number = 0u64;
         loop {
             line.clear();
-            let n = lines.read_line(&mut line).map_err(|e| {
-                anyhow::anyhow!("{source}: cannot read after line {number} (truncated, corrupt or not UTF-8?): {e}")
+            let n = lines.read_until(b'\n', &mut line).map_err(|e| {
+                anyhow::anyhow!("{source}: cannot read after line {number} (truncated or corrupt?): {e}")
             })?;
             if n == 0 {
                 break;
             }
             number += 1;
-            let text = line.trim_end_matches(['\n', '\r']);
+            // A line that is not UTF-8 is a dead letter (kept, lossily decoded), not the end of the file.
+            let text = match std::str::from_utf8(&line) {
+                Ok(text) => text.trim_end_matches(['\n', '\r']),
+                Err(e) => {
+                    buffers.chunks[0].reject(Reject::new(
+                        &source,
+                        number,
+                        FieldError { kind: RejectKind::BrokenJson, column: None, message: format!("not valid UTF-8 at byte {}", e.valid_up_to()) },
+                        String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string(),
+                    ));
+                    if !buffers.document_done(&tx, false) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
             if text.trim().is_empty() {
                 continue;
             }

@@ -113,6 +113,7 @@ fn rust_jobs() -> Vec<Job> {
     }];
     jobs.extend(recs);
     jobs.extend(crate::clv::catalogue_jobs());
+    jobs.extend(crate::matching::catalogue_jobs());
     jobs
 }
 

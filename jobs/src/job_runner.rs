@@ -55,8 +55,14 @@ pub struct JobOutcome {
 /// Runs `job` with `given` parameters. Bad parameters fail before anything runs; a failing
 /// statement stops the job, and the failure is recorded in the history too.
 pub async fn run_job(session: &BackbeatSession, job: &Job, given: &[(String, String)]) -> Result<JobOutcome> {
-    // An embedded cluster runs in this process: its executor needs the kernels too.
+    // An embedded cluster runs in this process: its executor needs the kernels too. (Its UDF
+    // registry is fixed when it starts: processes register before connecting, as `main` does.)
     crate::register_kernels();
+    for udf in backbeat_cluster::udf_registry::backbeat_udfs() {
+        if datafusion::execution::FunctionRegistry::udf(session.context(), udf.name()).is_err() {
+            session.context().register_udf(udf.as_ref().clone());
+        }
+    }
     let (sql, params) = bind(&job.name, &job.params, job.script(), given)?;
     let started_at = chrono::Utc::now();
     let clock = Instant::now();

@@ -11,6 +11,8 @@ pub mod job_catalogue;
 pub mod job_params;
 /// Running a job and collecting its report.
 pub mod job_runner;
+/// ISRC matching: title parsing, blocking, Fellegi-Sunter scoring and evaluation.
+pub mod matching;
 /// Recommendation models: training, evaluation and serving.
 pub mod recs;
 /// The `backbeat_runs` Delta table.
@@ -18,9 +20,11 @@ pub mod run_history;
 /// Rust job: each listener's most played genres.
 pub mod user_top_genres;
 
-/// Registers every partition kernel the jobs use in this process. Each backbeat process (client,
-/// scheduler, executor) calls it once at start; calling it again is harmless.
+/// Registers every partition kernel and UDF the jobs use in this process. Each backbeat process
+/// (client, scheduler, executor) calls it once at start, before any session; calling it again is
+/// harmless.
 pub fn register_kernels() {
     recs::register_kernels();
     clv::register_kernels();
+    matching::register();
 }

@@ -137,8 +137,11 @@ pub fn catalogue_jobs() -> Vec<Job> {
 
 /// Runs one statement and collects its rows.
 pub(crate) async fn run_sql(session: &BackbeatSession, sql: &str) -> Result<Vec<RecordBatch>> {
+    let clock = std::time::Instant::now();
     let df = session.sql(sql).await.with_context(|| format!("planning: {}", first_line(sql)))?;
-    df.collect().await.with_context(|| format!("running: {}", first_line(sql)))
+    let batches = df.collect().await.with_context(|| format!("running: {}", first_line(sql)))?;
+    tracing::debug!(seconds = clock.elapsed().as_secs_f64(), statement = %sql.chars().take(160).collect::<String>(), "statement done");
+    Ok(batches)
 }
 
 fn first_line(sql: &str) -> &str {

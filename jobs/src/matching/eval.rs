@@ -1,0 +1,81 @@
+//! `isrc_eval`: isrc_match's outputs against labels. The labels are read here and nowhere else:
+//! the matcher never sees them.
+//!
+//! Over the labelled items: precision (correct matches / matches), recall (correct matches /
+//! matchable items), F1, the false-match rate (items that must not match but did / such items),
+//! the same per kind of video, and the precision/recall curve of the best candidate's probability
+//! over thresholds, to choose `match_threshold` from.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use backbeat_cluster::session::BackbeatSession;
+
+use crate::job_runner::{ReportSection, RustJobOutput};
+use crate::recs::{require_columns, run_sql};
+
+/// The catalogue entry point.
+pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -> Result<RustJobOutput> {
+    let (truth, m, out) = (&params["truth"], &params["matches"], &params["out"]);
+    require_columns(session, truth, &["media_item_id", "isrc", "kind"]).await?;
+    for t in ["matches", "review", "unmatched"] {
+        require_columns(session, &format!("{m}_{t}"), &["item_id"]).await?;
+    }
+    // One label per video (a video recurs across playlists with the same label).
+    let labels = format!("(SELECT media_item_id AS item_id, max(nullif(trim(isrc), '')) AS isrc, max(kind) AS kind FROM {truth} GROUP BY 1)");
+    let best = format!(
+        "(SELECT item_id, isrc, match_probability AS p FROM {m}_matches UNION ALL SELECT item_id, isrc, match_probability FROM {m}_review \
+          UNION ALL SELECT item_id, best_isrc, best_probability FROM {m}_unmatched)"
+    );
+    let scored = format!(
+        "(SELECT l.item_id, l.isrc AS truth, l.kind, mt.isrc AS matched, b.isrc AS best, b.p FROM {labels} l \
+          LEFT JOIN {m}_matches mt ON l.item_id = mt.item_id LEFT JOIN {best} b ON l.item_id = b.item_id)"
+    );
+    let mut written = run_rows(session, &format!(
+        "CREATE OR REPLACE TABLE {out} AS WITH s AS {scored}, \
+         c AS (SELECT sum(CASE WHEN truth IS NOT NULL THEN 1 ELSE 0 END) AS matchable, \
+                      sum(CASE WHEN truth IS NULL THEN 1 ELSE 0 END) AS must_not_match, \
+                      sum(CASE WHEN matched IS NOT NULL THEN 1 ELSE 0 END) AS matched, \
+                      sum(CASE WHEN matched IS NOT NULL AND matched = truth THEN 1 ELSE 0 END) AS correct, \
+                      sum(CASE WHEN matched IS NOT NULL AND truth IS NULL THEN 1 ELSE 0 END) AS false_on_non_matchable, \
+                      count(*) AS labelled FROM s) \
+         SELECT metric, value FROM ( \
+           SELECT 1 AS o, 'labelled_items' AS metric, CAST(labelled AS DOUBLE) AS value FROM c \
+           UNION ALL SELECT 2, 'matchable_items', CAST(matchable AS DOUBLE) FROM c \
+           UNION ALL SELECT 3, 'matched', CAST(matched AS DOUBLE) FROM c \
+           UNION ALL SELECT 4, 'precision', CAST(correct AS DOUBLE) / nullif(matched, 0) FROM c \
+           UNION ALL SELECT 5, 'recall', CAST(correct AS DOUBLE) / nullif(matchable, 0) FROM c \
+           UNION ALL SELECT 6, 'f1', 2.0 * correct / nullif(matched + matchable, 0) FROM c \
+           UNION ALL SELECT 7, 'false_match_rate', CAST(false_on_non_matchable AS DOUBLE) / nullif(must_not_match, 0) FROM c) ORDER BY o"
+    ))
+    .await?;
+    written += run_rows(session, &format!(
+        "CREATE OR REPLACE TABLE {out}_by_kind AS WITH s AS {scored} \
+         SELECT kind, count(*) AS items, sum(CASE WHEN matched IS NOT NULL THEN 1 ELSE 0 END) AS matched, \
+                sum(CASE WHEN matched IS NOT NULL AND matched = truth THEN 1 ELSE 0 END) AS correct, \
+                sum(CASE WHEN matched IS NOT NULL AND (truth IS NULL OR matched <> truth) THEN 1 ELSE 0 END) AS wrong \
+         FROM s GROUP BY kind ORDER BY kind"
+    ))
+    .await?;
+    let thresholds: Vec<String> = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999].iter().map(|t| format!("({t})")).collect();
+    written += run_rows(session, &format!(
+        "CREATE OR REPLACE TABLE {out}_curve AS WITH s AS {scored}, \
+         t AS (SELECT CAST(column1 AS DOUBLE) AS threshold FROM (VALUES {})), \
+         c AS (SELECT t.threshold, sum(CASE WHEN s.p >= t.threshold THEN 1 ELSE 0 END) AS predicted, \
+                      sum(CASE WHEN s.p >= t.threshold AND s.best = s.truth THEN 1 ELSE 0 END) AS correct, \
+                      sum(CASE WHEN s.truth IS NOT NULL THEN 1 ELSE 0 END) AS matchable FROM s CROSS JOIN t GROUP BY t.threshold) \
+         SELECT threshold, CAST(correct AS DOUBLE) / nullif(predicted, 0) AS precision, CAST(correct AS DOUBLE) / nullif(matchable, 0) AS recall, \
+                2.0 * correct / nullif(predicted + matchable, 0) AS f1 FROM c ORDER BY threshold",
+        thresholds.join(", ")
+    ))
+    .await?;
+    let mut report = Vec::new();
+    for (title, table) in [("isrc_eval", out.clone()), ("by kind of video", format!("{out}_by_kind")), ("precision/recall by threshold", format!("{out}_curve"))] {
+        report.push(ReportSection::from_batches(title, run_sql(session, &format!("SELECT * FROM {table}")).await?));
+    }
+    Ok(RustJobOutput { report, rows_written: written })
+}
+
+async fn run_rows(session: &BackbeatSession, sql: &str) -> Result<u64> {
+    Ok(backbeat_cluster::session::rows_written(&run_sql(session, sql).await?))
+}
