@@ -5,45 +5,20 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Once;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::datatypes::DataType;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_jobs::clv::bgnbd::BgNbd;
-use backbeat_jobs::job_catalogue::find;
-use backbeat_jobs::job_runner::run_job;
-use common::TestCluster;
+use common::{TestCluster, f64s, i64s, query, repo, run};
 use futures::TryStreamExt;
 use mongodb::bson::{Document, doc};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
-async fn query(session: &BackbeatSession, sql: &str) -> RecordBatch {
-    let df = session.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
-    let schema = df.schema().as_arrow().clone();
-    let batches = df.collect().await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
-    arrow::compute::concat_batches(&std::sync::Arc::new(schema), &batches).unwrap()
-}
 
-async fn run(session: &BackbeatSession, job: &str, params: &[(&str, &str)]) -> anyhow::Result<()> {
-    let job = find(job).unwrap();
-    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    run_job(session, &job, &params).await.map(|_| ())
-}
 
-fn f64s(batch: &RecordBatch, column: &str) -> Vec<f64> {
-    let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Float64).unwrap();
-    c.as_primitive::<Float64Type>().values().to_vec()
-}
 
-fn i64s(batch: &RecordBatch, column: &str) -> Vec<i64> {
-    let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Int64).unwrap();
-    c.as_primitive::<Int64Type>().values().to_vec()
-}
 
 fn rel(got: f64, want: f64) -> f64 {
     ((got - want) / want).abs()

@@ -5,31 +5,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
-use backbeat_jobs::job_catalogue::find;
-use backbeat_jobs::job_runner::run_job;
-use common::{TestCluster, run_cli};
+use common::{TestCluster, query, repo, run, run_cli};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
-async fn query(session: &BackbeatSession, sql: &str) -> RecordBatch {
-    let df = session.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
-    let schema = df.schema().as_arrow().clone();
-    let batches = df.collect().await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
-    arrow::compute::concat_batches(&std::sync::Arc::new(schema), &batches).unwrap()
-}
 
-async fn run(session: &BackbeatSession, job: &str, params: &[(&str, &str)]) -> anyhow::Result<()> {
-    let job = find(job).unwrap();
-    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    run_job(session, &job, &params).await.map(|_| ())
-}
 
 fn i64_at(batch: &RecordBatch, column: &str) -> i64 {
     let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Int64).unwrap();
@@ -75,7 +59,6 @@ fn versions(lake: &Path) -> Vec<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "work in progress (issue 14): isrc_work_parsed fails on the cluster with 'WHEN expression did not return a BooleanArray' (a struct-valued UDF beside CASE)"]
 async fn matching_on_two_executors_equals_embedded_and_reruns_are_incremental() {
     let cluster = TestCluster::start();
     let lake = tempfile::tempdir().unwrap();
@@ -140,7 +123,6 @@ async fn matching_on_two_executors_equals_embedded_and_reruns_are_incremental() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "work in progress (issue 14): hung embedded on 2026-12-02; to be diagnosed"]
 async fn bad_input_gives_defined_results_or_clear_errors() {
     let lake = tempfile::tempdir().unwrap();
     backbeat_jobs::register_kernels();

@@ -9,37 +9,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Float32Type};
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_datasets::datagen::{DatagenConfig, Dataset, generate};
-use backbeat_jobs::job_catalogue::find;
-use backbeat_jobs::job_runner::run_job;
 use backbeat_jobs::recs::eval::metrics_sql;
 use backbeat_jobs::recs::vectors::DenseVectors;
-use common::TestCluster;
+use common::{TestCluster, f64s, i64s, query, run};
 use nalgebra::{DMatrix, DVector};
 
-async fn query(session: &BackbeatSession, sql: &str) -> RecordBatch {
-    let batches = session.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:#}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
-    let schema = session.sql(sql).await.unwrap().schema().as_arrow().clone();
-    arrow::compute::concat_batches(&std::sync::Arc::new(schema), &batches).unwrap()
-}
 
-async fn run(session: &BackbeatSession, job: &str, params: &[(&str, &str)]) -> anyhow::Result<()> {
-    let job = find(job).unwrap();
-    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    run_job(session, &job, &params).await.map(|_| ())
-}
 
-fn i64s(batch: &RecordBatch, column: &str) -> Vec<i64> {
-    let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Int64).unwrap();
-    c.as_primitive::<Int64Type>().values().to_vec()
-}
 
-fn f64s(batch: &RecordBatch, column: &str) -> Vec<f64> {
-    let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Float64).unwrap();
-    c.as_primitive::<Float64Type>().values().to_vec()
-}
 
 fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
     let c = arrow::compute::cast(batch.column_by_name(column).unwrap(), &DataType::Utf8).unwrap();

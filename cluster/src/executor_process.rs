@@ -78,6 +78,7 @@ pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
         override_function_registry: Some(Arc::new(executor_function_registry())),
         override_logical_codec: Some(Arc::new(BackbeatLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(BackbeatPhysicalCodec::default())),
+        override_execution_engine: Some(Arc::new(crate::stage_engine::StageEngine::default())),
         ..Default::default()
     }
 }

@@ -31,6 +31,8 @@ pub mod map_partitions;
 pub mod scheduler_process;
 /// Client sessions: SQL and DataFrames on a cluster, with the lake and Delta writes.
 pub mod session;
+/// The executors' stage engine: Ballista's, without operator metrics that can hang a job.
+pub mod stage_engine;
 /// Splitting SQL scripts and recognising `CREATE TABLE ... AS`.
 pub mod sql_script;
 /// Pure string functions behind the matching UDFs.

@@ -64,23 +64,37 @@ pub fn normalize_title(input: &str) -> String {
     let no_feat = FEATURING.replace_all(&unbracketed, " ");
     let no_remaster = REMASTER.replace_all(&no_feat, " ");
 
-    let mut out = String::with_capacity(no_remaster.len());
-    let mut pending_space = false;
-    for c in no_remaster.chars() {
+    let mut out = Squashed::with_capacity(no_remaster.len());
+    no_remaster.chars().for_each(|c| out.push(c));
+    out.text
+}
+
+/// Text being squashed to lowercase alphanumeric words separated by single spaces: apostrophes
+/// vanish ("don't" → "dont"), any other non-alphanumeric run becomes one space, none leads or trails.
+struct Squashed {
+    text: String,
+    pending_space: bool,
+}
+
+impl Squashed {
+    fn with_capacity(n: usize) -> Self {
+        Self { text: String::with_capacity(n), pending_space: false }
+    }
+
+    fn push(&mut self, c: char) {
         if c == '\'' || c == '’' || c == '`' {
-            continue;
+            return;
         }
         if c.is_alphanumeric() {
-            if pending_space && !out.is_empty() {
-                out.push(' ');
+            if self.pending_space && !self.text.is_empty() {
+                self.text.push(' ');
             }
-            pending_space = false;
-            out.push(c);
+            self.pending_space = false;
+            self.text.extend(c.to_lowercase());
         } else {
-            pending_space = true;
+            self.pending_space = true;
         }
     }
-    out
 }
 
 /// Folds text for comparison without dropping anything that carries meaning: Unicode NFKC (full
@@ -89,33 +103,16 @@ pub fn normalize_title(input: &str) -> String {
 /// voicing mark of "ド"), apostrophes removed ("Don't" → "dont"), every other non-alphanumeric a
 /// single space, trimmed.
 pub fn fold_text(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut pending_space = false;
-    let mut push = |c: char, out: &mut String| {
-        if c == '\'' || c == '’' || c == '`' {
-            return;
-        }
-        if c.is_alphanumeric() {
-            if pending_space && !out.is_empty() {
-                out.push(' ');
-            }
-            pending_space = false;
-            out.extend(c.to_lowercase());
-        } else {
-            pending_space = true;
-        }
-    };
+    let mut out = Squashed::with_capacity(input.len());
     for c in input.nfkc() {
         // Latin-1 Supplement to Latin Extended-B, and Latin Extended Additional (Vietnamese).
         if matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}') {
-            for d in std::iter::once(c).nfd().filter(|d| !is_combining_mark(*d)) {
-                push(d, &mut out);
-            }
+            std::iter::once(c).nfd().filter(|d| !is_combining_mark(*d)).for_each(|d| out.push(d));
         } else {
-            push(c, &mut out);
+            out.push(c);
         }
     }
-    out
+    out.text
 }
 
 /// Jaro-Winkler similarity in [0, 1] over Unicode scalar values; two empty strings are identical

@@ -52,6 +52,13 @@ pub struct Job {
     pub body: JobBody,
 }
 
+impl Job {
+    /// A Rust job of the catalogue.
+    pub fn rust(name: &str, description: &str, params: Vec<ParamSpec>, body: RustJobFn) -> Self {
+        Self { name: name.into(), description: description.into(), params, body: JobBody::Rust(body) }
+    }
+}
+
 /// The catalogue's scripts, compiled in.
 const BUILTIN: [&str; 8] = [
     include_str!("../sql/order_analysis.sql"),

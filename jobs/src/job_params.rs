@@ -63,6 +63,13 @@ pub struct ParamSpec {
     pub help: String,
 }
 
+impl ParamSpec {
+    /// An optional parameter with its default value.
+    pub fn with_default(name: &str, ty: ParamType, default: &str, help: &str) -> Self {
+        Self { name: name.into(), ty, default: Some(default.into()), help: help.into() }
+    }
+}
+
 impl std::fmt::Display for ParamSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}", self.name, self.ty.name())?;

@@ -2,8 +2,11 @@
 #![allow(dead_code, unused_imports)]
 
 use std::ops::Deref;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 
 use backbeat_cluster::local_cluster::LocalCluster;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
@@ -50,4 +53,37 @@ impl Deref for TestCluster {
     fn deref(&self) -> &LocalCluster {
         &self.cluster
     }
+}
+
+/// The repository root (the tests read `jobs/ingest/*.yaml`, `bench/`, `../shared`).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `sql` and returns all its rows as one batch (with the plan's schema, so an empty answer
+/// still has its columns); panics naming the statement on error.
+pub async fn query(session: &BackbeatSession, sql: &str) -> RecordBatch {
+    let df = session.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
+    let schema = df.schema().as_arrow().clone();
+    let batches = df.collect().await.unwrap_or_else(|e| panic!("{sql}: {e:#}"));
+    arrow::compute::concat_batches(&std::sync::Arc::new(schema), &batches).unwrap()
+}
+
+/// Runs the catalogue job `job` with `params`, as `backbeat run` does.
+pub async fn run(session: &BackbeatSession, job: &str, params: &[(&str, &str)]) -> anyhow::Result<()> {
+    let job = backbeat_jobs::job_catalogue::find(job).unwrap_or_else(|e| panic!("{e:#}"));
+    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    backbeat_jobs::job_runner::run_job(session, &job, &params).await.map(|_| ())
+}
+
+/// Column `column` cast to i64.
+pub fn i64s(batch: &RecordBatch, column: &str) -> Vec<i64> {
+    let c = arrow::compute::cast(batch.column_by_name(column).unwrap_or_else(|| panic!("no column {column}")), &DataType::Int64).unwrap();
+    c.as_primitive::<Int64Type>().values().to_vec()
+}
+
+/// Column `column` cast to f64.
+pub fn f64s(batch: &RecordBatch, column: &str) -> Vec<f64> {
+    let c = arrow::compute::cast(batch.column_by_name(column).unwrap_or_else(|| panic!("no column {column}")), &DataType::Float64).unwrap();
+    c.as_primitive::<Float64Type>().values().to_vec()
 }

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Float64Type};
 use arrow::record_batch::RecordBatch;
 use backbeat_cluster::map_partitions::register_kernel;
 
-use crate::job_catalogue::{Job, JobBody, RustJobFn};
+use crate::job_catalogue::Job;
 use crate::job_params::{ParamSpec, ParamType as T};
 
 /// The BG/NBD likelihood, gradient and predictions.
@@ -46,7 +46,7 @@ pub fn register_kernels() {
 
 /// The customer-model jobs of the catalogue.
 pub fn catalogue_jobs() -> Vec<Job> {
-    let p = |name: &str, ty, default: &str, help: &str| ParamSpec { name: name.into(), ty, default: Some(default.into()), help: help.into() };
+    let p = ParamSpec::with_default;
     let orders = || {
         vec![
             p("table", T::Table, "order_totals", "orders: one row per order (or order line) with customer, time and amount"),
@@ -100,7 +100,7 @@ pub fn catalogue_jobs() -> Vec<Job> {
         p("out", T::Table, "next_week_buyers", "output table (and collection or table name in the store)"),
         p("export_to", T::Text, "", "mongodb://... or postgres://... to export to (empty: lake only)"),
     ];
-    let job = |name: &str, description: &str, params: Vec<ParamSpec>, body: RustJobFn| Job { name: name.into(), description: description.into(), params, body: JobBody::Rust(body) };
+    let job = Job::rust;
     vec![
         job("customer_summary", "Frequency, recency, T and mean repeat spend per customer from an orders table, as lifetimes defines them", summary, |s, p| Box::pin(summary::run(s, p))),
         job("clv_fit", "BG/NBD and Gamma-Gamma by maximum likelihood on the executors (BFGS); parameters and log-likelihood in clv_model", fit, |s, p| Box::pin(fit::run(s, p))),

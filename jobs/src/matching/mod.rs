@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use backbeat_cluster::session::BackbeatSession;
 use backbeat_connectors::export::{ExportOptions, export_table, target_for};
 
-use crate::job_catalogue::{Job, JobBody, RustJobFn};
+use crate::job_catalogue::Job;
 use crate::job_params::{ParamSpec, ParamType as T};
 
 /// Candidate pairs from blocking rules.
@@ -35,7 +35,7 @@ pub fn register() {
 
 /// The matching jobs of the catalogue.
 pub fn catalogue_jobs() -> Vec<Job> {
-    let p = |name: &str, ty, default: &str, help: &str| ParamSpec { name: name.into(), ty, default: Some(default.into()), help: help.into() };
+    let p = ParamSpec::with_default;
     let matching = vec![
         p("items", T::Table, "media_items", "videos: media_item_id, title, channel_name, duration_s (ingested with jobs/ingest/youtube_playlists.yaml)"),
         p("metadata_log", T::Text, "media_item_metadata_log", "observations with primary_title and secondary_title, the fallback when a title is noise (empty: none)"),
@@ -55,7 +55,7 @@ pub fn catalogue_jobs() -> Vec<Job> {
         p("matches", T::Text, "isrc", "prefix of isrc_match's outputs"),
         p("out", T::Table, "isrc_eval", "output: <out>(metric, value), <out>_curve(threshold, precision, recall, f1), <out>_by_kind"),
     ];
-    let job = |name: &str, description: &str, params: Vec<ParamSpec>, body: RustJobFn| Job { name: name.into(), description: description.into(), params, body: JobBody::Rust(body) };
+    let job = Job::rust;
     vec![
         job("isrc_match", "Match playlist videos to catalogue recordings by ISRC: title parsing, blocking, Fellegi-Sunter weights (m, u by EM, no labels); incremental", matching, |s, p| Box::pin(isrc_match::run(s, p))),
         job("isrc_eval", "Precision, recall, F1 and the false-match rate of isrc_match against labels, and the precision/recall curve over thresholds", eval, |s, p| Box::pin(eval::run(s, p))),

@@ -13,7 +13,7 @@ use backbeat_cluster::delta_table::DeltaTableProvider;
 use backbeat_cluster::map_partitions::register_kernel;
 use backbeat_cluster::session::BackbeatSession;
 
-use crate::job_catalogue::{Job, JobBody, RustJobFn};
+use crate::job_catalogue::Job;
 use crate::job_params::{ParamSpec, ParamType as T};
 
 /// Implicit-feedback ALS training (`als_train`).
@@ -45,7 +45,7 @@ pub fn register_kernels() {
 
 /// The recommendation jobs of the catalogue.
 pub fn catalogue_jobs() -> Vec<Job> {
-    let p = |name: &str, ty, default: &str, help: &str| ParamSpec { name: name.into(), ty, default: Some(default.into()), help: help.into() };
+    let p = ParamSpec::with_default;
     let events = || {
         vec![
             p("events", T::Table, "listening_events", "events: one row per play"),
@@ -114,7 +114,7 @@ pub fn catalogue_jobs() -> Vec<Job> {
         p("max_history", T::Int, "50", "history cap of item-item and the hybrid"),
         p("pool", T::Int, "20000", "ALS scores only the most played tracks"),
     ]);
-    let job = |name: &str, description: &str, params: Vec<ParamSpec>, body: RustJobFn| Job { name: name.into(), description: description.into(), params, body: JobBody::Rust(body) };
+    let job = Job::rust;
     vec![
         job("als_train", "Implicit-feedback ALS (Hu et al. 2008) on the executors: factor tables and the loss per iteration", als, |s, p| Box::pin(als::run(s, p))),
         job("item_similarity", "Item-item collaborative filtering: top-K co-listened tracks per track (cosine with shrinkage)", item_sim, |s, p| Box::pin(item_similarity::run(s, p))),
