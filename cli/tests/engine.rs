@@ -164,6 +164,24 @@ async fn delta_reads_and_writes_through_cluster_and_embedded() {
     assert!(high >= 1 && high < all, "min/max statistics pruned to {high} of {all} files");
     assert_eq!(count(&remote, "SELECT count(*) FROM nums WHERE n >= 100000").await, 1000);
 
+    // UNION ALL over one aggregate, and of counts answered from Delta statistics: each row exactly
+    // once, in time. Ballista 55's adaptive planner repeated rows of the first, hung on the second
+    // (a dropped task status) and on the first with an ORDER BY (a failed re-plan).
+    let unions = [
+        ("WITH c AS (SELECT count(*) AS n, sum(l_quantity) AS q FROM lineitem_d) SELECT o FROM (SELECT 1 AS o FROM c UNION ALL SELECT 2 FROM c \
+          UNION ALL SELECT 3 FROM c UNION ALL SELECT 4 FROM c UNION ALL SELECT 5 FROM c UNION ALL SELECT 6 FROM c UNION ALL SELECT 7 FROM c) ORDER BY o", 7),
+        ("SELECT 'l' AS t, count(*) AS n FROM lineitem_d UNION ALL SELECT 'o', count(*) FROM orders_d UNION ALL SELECT 'n', count(*) FROM nation_d", 3),
+    ];
+    for session in [&remote, &embedded] {
+        for (sql, rows) in unions {
+            let batches = tokio::time::timeout(std::time::Duration::from_secs(60), collect(session, sql)).await.unwrap_or_else(|_| panic!("{sql} hung"));
+            let got: Vec<String> = canonical_rows(&batches, 9);
+            assert_eq!(got.len(), rows, "{sql}: {got:?}");
+            let distinct: std::collections::BTreeSet<&String> = got.iter().collect();
+            assert_eq!(distinct.len(), rows, "{sql}: {got:?}");
+        }
+    }
+
     // Ballista must not have lost an executor on the way.
     assert_eq!(cluster.executor_count(), 2);
 }

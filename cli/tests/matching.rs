@@ -103,11 +103,13 @@ async fn matching_on_two_executors_equals_embedded_and_reruns_are_incremental() 
     run(&session, "isrc_match", &[]).await.unwrap();
     assert_eq!(versions(lake.path()), before);
 
-    // One item's title changes: only it is matched again, the other rows stay as they were.
+    // One item becomes another video (title, channel, length): only it is matched again, the other
+    // rows stay as they were.
     let (item, (_, _)) = on_cluster.iter().next().unwrap();
     query(&session, &format!(
         "CREATE OR REPLACE TABLE media_items AS SELECT media_item_id, CASE WHEN media_item_id = '{item}' THEN 'Minecraft Let''s Play Part 3' ELSE title END AS title, \
-         channel_name, description, duration_s FROM media_items"
+         CASE WHEN media_item_id = '{item}' THEN 'BlockBuilderGaming' ELSE channel_name END AS channel_name, description, \
+         CASE WHEN media_item_id = '{item}' THEN 1834 ELSE duration_s END AS duration_s FROM media_items"
     ))
     .await;
     query(&session, &format!("CREATE OR REPLACE TABLE media_item_metadata_log AS SELECT * FROM media_item_metadata_log WHERE media_item_id <> '{item}'")).await;

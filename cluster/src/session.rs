@@ -33,6 +33,7 @@ use crate::udf_registry::backbeat_udfs;
 pub fn client_session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
         .set_bool(FORCE_VIEW_TYPES, false)
+        .set_bool(ADAPTIVE_PLANNER, false)
         .with_ballista_logical_extension_codec(Arc::new(BackbeatLogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(BackbeatPhysicalCodec::default()))
         .with_information_schema(true)
@@ -45,8 +46,20 @@ pub fn client_session_config() -> SessionConfig {
 /// `Utf8` slices are written compactly, so backbeat reads strings as `Utf8` on every side.
 pub const FORCE_VIEW_TYPES: &str = "datafusion.execution.parquet.schema_force_view_types";
 
+/// Ballista 55 turns on its adaptive query planner by default. Here it returned wrong answers and
+/// hung jobs: a `UNION ALL` of seven one-row selects over one aggregate CTE gave some rows three or
+/// four times (`isrc_eval`'s metrics table); `WITH c AS (SELECT count(*) ...) SELECT ... FROM c
+/// UNION ALL ... ORDER BY o` failed the scheduler's re-planning with a SanityCheckPlan error after
+/// its first stage, the task status was dropped and the query waited forever. Both run correctly
+/// with the static distributed planner, which every session here uses (the scheduler forces it too).
+pub const ADAPTIVE_PLANNER: &str = "ballista.planner.adaptive.enabled";
+
 /// The scheduler's session builder: Ballista's default state plus backbeat's UDFs and plan nodes.
 pub fn scheduler_session_state(config: SessionConfig) -> datafusion::common::Result<SessionState> {
+    let mut config = config;
+    if let Err(e) = config.options_mut().set(ADAPTIVE_PLANNER, "false") {
+        tracing::warn!("cannot turn off Ballista's adaptive planner in a scheduler session: {e}");
+    }
     let state = ballista_core::utils::default_session_builder(config)?;
     // Plans map-partitions steps (ALS solves, kNN) as well as everything DataFusion plans.
     let mut state = SessionStateBuilder::new_from_existing(state)

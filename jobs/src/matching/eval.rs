@@ -70,8 +70,13 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     ))
     .await?;
     let mut report = Vec::new();
-    for (title, table) in [("isrc_eval", out.clone()), ("by kind of video", format!("{out}_by_kind")), ("precision/recall by threshold", format!("{out}_curve"))] {
-        report.push(ReportSection::from_batches(title, run_sql(session, &format!("SELECT * FROM {table}")).await?));
+    let order = "array_position(make_array('labelled_items', 'matchable_items', 'matched', 'precision', 'recall', 'f1', 'false_match_rate'), metric)";
+    for (title, sql) in [
+        ("isrc_eval", format!("SELECT * FROM {out} ORDER BY {order}")),
+        ("by kind of video", format!("SELECT * FROM {out}_by_kind ORDER BY kind")),
+        ("precision/recall by threshold", format!("SELECT * FROM {out}_curve ORDER BY threshold")),
+    ] {
+        report.push(ReportSection::from_batches(title, run_sql(session, &sql).await?));
     }
     Ok(RustJobOutput { report, rows_written: written })
 }

@@ -91,25 +91,50 @@ pub fn estimate_u(random: &[Pattern]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// EM for m and λ with u fixed, over the blocked pairs' patterns, until no parameter moves more
-/// than `tolerance` (or `max_iterations`).
+/// m and λ with u fixed, by EM over the blocked pairs' patterns, in Splink's way: a field is never
+/// learnt from pairs that were chosen for agreeing on it. One EM session over the pairs whose title
+/// is exact learns artist, duration and version; one over the pairs whose artist is exact learns
+/// title, duration and version (duration and version: the mean of the two). λ is then fitted with
+/// every m and u fixed. A single EM over all fields at once is not identified here: blocked pairs
+/// are mostly same-artist or same-title non-matches, and it converged on "same artist" as the
+/// match class (m of an exact title 0.05, precision 0.77 on the 3,000 x 2,000 test data).
+/// A final EM over all fields from the sessions' m drifted back to that class, so m stays fixed.
+/// A session with no pairs leaves its fields at the starting values.
 pub fn estimate_m(blocked: &[Pattern], u: &[Vec<f64>], max_iterations: usize, tolerance: f64) -> Model {
-    // Start from "matches agree": most of m on the top level, as Splink's defaults.
-    let mut m: Vec<Vec<f64>> = FIELDS
-        .iter()
-        .map(|&(_, levels)| {
-            let raw: Vec<f64> = (0..levels).map(|l| if l + 1 == levels { 0.7 } else { 0.3 / (levels - 1) as f64 }).collect();
-            raw
-        })
-        .collect();
+    let top = |f: usize| FIELDS[f].1 as i32 - 1;
+    let agreeing = |f: usize| -> Vec<Pattern> { blocked.iter().filter(|(p, _)| p[f] == top(f)).cloned().collect() };
+    let (by_title, by_artist) = (agreeing(0), agreeing(1));
+    let (m_title, i1) = em(&by_title, u, [false, true, true, true], None, max_iterations, tolerance);
+    let (m_artist, i2) = em(&by_artist, u, [true, false, true, true], None, max_iterations, tolerance);
+    let mut m = vec![m_artist.m[0].clone(), m_title.m[1].clone()];
+    for f in 2..FIELDS.len() {
+        m.push(m_title.m[f].iter().zip(&m_artist.m[f]).map(|(a, b)| (a + b) / 2.0).collect());
+    }
+    let (fitted, i3) = em(blocked, u, [false; 4], Some(m), max_iterations, tolerance);
+    Model { m: fitted.m, u: u.to_vec(), lambda: fitted.lambda, iterations: i1 + i2 + i3 }
+}
+
+/// Starting m: most of the mass on the top level ("matches agree"), as Splink's defaults.
+fn starting_m() -> Vec<Vec<f64>> {
+    FIELDS.iter().map(|&(_, levels)| (0..levels).map(|l| if l + 1 == levels { 0.7 } else { 0.3 / (levels - 1) as f64 }).collect()).collect()
+}
+
+/// One EM session: m of the `learn` fields and λ, the other fields left out of the posterior
+/// (or, with `m` given, every field in the posterior and only λ learnt).
+fn em(patterns: &[Pattern], u: &[Vec<f64>], learn: [bool; 4], m: Option<Vec<Vec<f64>>>, max_iterations: usize, tolerance: f64) -> (Model, usize) {
+    let use_field = if m.is_some() { [true; 4] } else { learn };
+    let mut m = m.unwrap_or_else(starting_m);
     let mut lambda = 0.1;
     let mut iterations = 0;
+    if patterns.is_empty() {
+        return (Model { m, u: u.to_vec(), lambda, iterations }, 0);
+    }
     for _ in 0..max_iterations {
         iterations += 1;
         let mut m_next: Vec<Vec<f64>> = FIELDS.iter().map(|&(_, l)| vec![1e-6; l]).collect();
         let (mut matched, mut total) = (0.0, 0.0);
-        for (p, n) in blocked {
-            let posterior = posterior(p, &m, u, lambda);
+        for (p, n) in patterns {
+            let posterior = posterior(p, &m, u, lambda, use_field);
             matched += n * posterior;
             total += n;
             for (f, &level) in p.iter().enumerate() {
@@ -118,9 +143,13 @@ pub fn estimate_m(blocked: &[Pattern], u: &[Vec<f64>], max_iterations: usize, to
                 }
             }
         }
-        for row in &mut m_next {
-            let sum: f64 = row.iter().sum();
-            row.iter_mut().for_each(|x| *x /= sum);
+        for (f, row) in m_next.iter_mut().enumerate() {
+            if learn[f] {
+                let sum: f64 = row.iter().sum();
+                row.iter_mut().for_each(|x| *x /= sum);
+            } else {
+                row.clone_from(&m[f]);
+            }
         }
         let lambda_next = (matched / total.max(1.0)).clamp(1e-9, 1.0 - 1e-9);
         let moved = m.iter().flatten().zip(m_next.iter().flatten()).map(|(a, b)| (a - b).abs()).fold((lambda - lambda_next).abs(), f64::max);
@@ -130,13 +159,13 @@ pub fn estimate_m(blocked: &[Pattern], u: &[Vec<f64>], max_iterations: usize, to
             break;
         }
     }
-    Model { m, u: u.to_vec(), lambda, iterations }
+    (Model { m, u: u.to_vec(), lambda, iterations }, iterations)
 }
 
-fn posterior(p: &[i32; 4], m: &[Vec<f64>], u: &[Vec<f64>], lambda: f64) -> f64 {
+fn posterior(p: &[i32; 4], m: &[Vec<f64>], u: &[Vec<f64>], lambda: f64, use_field: [bool; 4]) -> f64 {
     let mut log_bf = (lambda / (1.0 - lambda)).ln();
     for (f, &level) in p.iter().enumerate() {
-        if level >= 0 {
+        if level >= 0 && use_field[f] {
             log_bf += (m[f][level as usize] / u[f][level as usize]).ln();
         }
     }
