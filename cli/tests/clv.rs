@@ -233,12 +233,10 @@ async fn clv_bad_input_gives_clear_errors_or_defined_results() {
     expect_error(&session, "clv_predict", &[("model_table", "no_such_models")], "run clv_fit first").await;
 }
 
-/// A known wrong answer of Ballista 55, not yet fixed: on the 2-executor cluster this scalar
-/// subquery over a two-file Delta table returns no rows in about 3 runs of 4 (turning off
-/// `ballista.planner.propagate_empty.enabled` did not stop it). The clv jobs look the latest fit up
-/// with two plain queries instead. Run with `--ignored` to reproduce.
+/// A wrong answer of Ballista 55's adaptive planner: on the 2-executor cluster this scalar
+/// subquery over a two-file Delta table returned no rows in about 3 runs of 4. With the static
+/// planner every session now uses (`session::ADAPTIVE_PLANNER`) it passed 9 runs of 9.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "Ballista 55 wrong answer, not fixed yet; see the comment"]
 async fn scalar_subquery_over_a_two_file_table_finds_the_latest_row() {
     let cluster = TestCluster::start();
     let lake = tempfile::tempdir().unwrap();
