@@ -194,7 +194,9 @@ async fn peer(args: &IsrcBenchArgs, session: &BackbeatSession, dir: &Path) -> Re
            row_number() OVER (PARTITION BY split_part(item_id, '#', 1) ORDER BY match_weight DESC, isrc) AS k FROM {name}) WHERE k = 1)"
     );
     sql(format!("CREATE OR REPLACE TABLE splink_matches AS SELECT item_id, isrc, match_probability FROM {best} WHERE match_probability >= {t}")).await?;
-    sql("CREATE OR REPLACE TABLE splink_review AS SELECT item_id, isrc, match_probability FROM splink_matches WHERE false".into()).await?;
+    // No review band for the peer: an empty table with the columns (a constant-false filter planned
+    // to a zero-column empty relation through Ballista, so the filter is on a value).
+    sql("CREATE OR REPLACE TABLE splink_review AS SELECT item_id, isrc, match_probability FROM splink_matches WHERE match_probability > 2.0".into()).await?;
     sql(format!("CREATE OR REPLACE TABLE splink_unmatched AS SELECT item_id, isrc AS best_isrc, match_probability AS best_probability FROM {best} WHERE match_probability < {t}")).await?;
     job(session, "isrc_eval", &[("matches", "splink"), ("out", "splink_eval")]).await?;
     Ok(Ok((report, metrics(session, "splink_eval").await?)))

@@ -15,7 +15,7 @@ use backbeat_cluster::session::BackbeatSession;
 
 use super::blocking::{BlockingReport, block};
 use super::features::{Sources, catalogue, parse_items, readings};
-use super::fellegi_sunter::{FIELDS, Model, estimate_m, estimate_u, levels_sql, patterns};
+use super::fellegi_sunter::{FIELDS, Model, estimate_m, estimate_u, levels_sql, pair_columns_sql, patterns};
 use crate::job_runner::{ReportSection, RustJobOutput};
 use crate::recs::{drop_table, first_row_i64, pinned, require_columns, run_sql};
 
@@ -99,9 +99,11 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     let blocking = block(session, w, c.max_block).await?;
     phases.lap("blocking");
     run_sql(session, &format!(
-        "CREATE OR REPLACE TABLE {w}_levels AS SELECT p.item_id, p.reading, p.isrc, {levels}, abs(r.duration_s - c.duration_s) AS duration_diff \
-         FROM {w}_pairs p JOIN {w}_readings r ON p.item_id = r.item_id AND p.reading = r.reading JOIN {w}_catalogue c ON p.isrc = c.isrc",
-        levels = levels_sql()
+        "CREATE OR REPLACE TABLE {w}_levels AS SELECT item_id, reading, isrc, {levels}, abs(r_duration_s - c_duration_s) AS duration_diff \
+         FROM (SELECT p.item_id, p.reading, p.isrc, {columns} \
+               FROM {w}_pairs p JOIN {w}_readings r ON p.item_id = r.item_id AND p.reading = r.reading JOIN {w}_catalogue c ON p.isrc = c.isrc)",
+        levels = levels_sql(),
+        columns = pair_columns_sql()
     ))
     .await?;
     phases.lap("comparison levels");
@@ -187,10 +189,11 @@ async fn save_model(session: &BackbeatSession, out: &str, version: u64, model: &
 async fn fit(session: &BackbeatSession, c: &MatchConfig, w: &str) -> Result<Model> {
     let seed = c.seed.replace('\'', "");
     let random = patterns(session, &format!(
-        "SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM (SELECT {levels} FROM \
+        "SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM (SELECT {levels} FROM (SELECT {columns} FROM \
            (SELECT * FROM {w}_readings WHERE reading = 0 ORDER BY md5(concat(item_id, '{seed}')) LIMIT {ni}) r CROSS JOIN \
-           (SELECT * FROM {w}_catalogue ORDER BY md5(concat(isrc, '{seed}')) LIMIT {nc}) c) GROUP BY 1, 2, 3, 4",
+           (SELECT * FROM {w}_catalogue ORDER BY md5(concat(isrc, '{seed}')) LIMIT {nc}) c)) GROUP BY 1, 2, 3, 4",
         levels = levels_sql(),
+        columns = pair_columns_sql(),
         ni = c.u_items,
         nc = c.u_recordings
     ))
