@@ -109,7 +109,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     phases.lap("comparison levels");
     let model = match (full, stored) {
         (false, Some((_, model))) => model,
-        _ => fit(session, &c, w).await?,
+        _ => fit(session, &c, w, blocking.readings).await?,
     };
     if full {
         save_model(session, out, catalogue_version, &model).await?;
@@ -186,7 +186,7 @@ async fn save_model(session: &BackbeatSession, out: &str, version: u64, model: &
 }
 
 /// u from random pairs of the items and the catalogue, then m and λ by EM over the blocked pairs.
-async fn fit(session: &BackbeatSession, c: &MatchConfig, w: &str) -> Result<Model> {
+async fn fit(session: &BackbeatSession, c: &MatchConfig, w: &str, readings: i64) -> Result<Model> {
     let seed = c.seed.replace('\'', "");
     let random = patterns(session, &format!(
         "SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM (SELECT {levels} FROM (SELECT {columns} FROM \
@@ -201,7 +201,7 @@ async fn fit(session: &BackbeatSession, c: &MatchConfig, w: &str) -> Result<Mode
     let blocked = patterns(session, &format!("SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM {w}_levels GROUP BY 1, 2, 3, 4")).await?;
     anyhow::ensure!(!blocked.is_empty(), "blocking found no candidate pairs: nothing to learn the match weights from");
     let u = estimate_u(&random);
-    let model = estimate_m(&blocked, &u, 200, 1e-7);
+    let model = estimate_m(&blocked, &u, readings as f64, 200, 1e-7);
     tracing::info!(lambda = model.lambda, iterations = model.iterations, "match weights estimated");
     Ok(model)
 }
