@@ -13,7 +13,7 @@
 //! What is lost is the per-operator metrics view of the scheduler's REST API.
 //!
 //! The engine is built without Ballista's shuffle-client pool (its type is private to the
-//! executor crate): each remote shuffle fetch opens its own connection, as Ballista did before 55.
+//! executor crate): each remote shuffle fetch opens its own connection.
 
 use std::fmt;
 use std::sync::Arc;

@@ -45,33 +45,22 @@ pub async fn parse_items(session: &BackbeatSession, s: &Sources) -> Result<()> {
             s.metadata_log
         )
     };
-    // Two statements: the inputs (join, fallback, hash) are written first and the parser runs over
-    // that table alone. In one statement Ballista 55 failed on the cluster and embedded with "WHEN
-    // expression did not return a BooleanArray" (a struct-valued UDF planned beside the CASE that
-    // coalesce becomes); apart, each plan is simple and the parse reads one table.
-    run_sql(session, &format!(
-        "CREATE OR REPLACE TABLE {out}_inputs AS \
-         SELECT item_id, title, channel, duration_s, secondary_title, \
-                md5(concat_ws('|', coalesce(title, '∅'), coalesce(channel, '∅'), coalesce(CAST(duration_s AS VARCHAR), '∅'), coalesce(secondary_title, '∅'))) AS input_hash \
-         FROM (SELECT m.media_item_id AS item_id, coalesce(nullif(trim(m.title), ''), l.primary_title) AS title, m.channel_name AS channel, \
-                      CAST(m.duration_s AS BIGINT) AS duration_s, nullif(trim(l.secondary_title), '') AS secondary_title \
-               FROM {items} m LEFT JOIN {log} l ON m.media_item_id = l.media_item_id WHERE m.media_item_id IS NOT NULL)",
-        out = s.out,
-        items = s.items,
-    ))
-    .await?;
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_parsed AS \
          SELECT item_id, title, channel, duration_s, input_hash, p['artists'] AS artists, p['tags'] AS tags, \
                 p['derivative'] AS derivative, p['swappable'] AS swappable, \
                 fold_text(p['title']) AS title_n, fold_text(p['artist']) AS artist_n, fold_text(array_to_string(p['artists'], ' ')) AS artists_n, \
                 {vkey} AS version_key \
-         FROM (SELECT item_id, title, channel, duration_s, input_hash, parse_video_title(title, channel, secondary_title) AS p FROM {out}_inputs)",
+         FROM (SELECT item_id, title, channel, duration_s, secondary_title, parse_video_title(title, channel, secondary_title) AS p, \
+                      md5(concat_ws('|', coalesce(title, '∅'), coalesce(channel, '∅'), coalesce(CAST(duration_s AS VARCHAR), '∅'), coalesce(secondary_title, '∅'))) AS input_hash \
+               FROM (SELECT m.media_item_id AS item_id, coalesce(nullif(trim(m.title), ''), l.primary_title) AS title, m.channel_name AS channel, \
+                            CAST(m.duration_s AS BIGINT) AS duration_s, nullif(trim(l.secondary_title), '') AS secondary_title \
+                     FROM {items} m LEFT JOIN {log} l ON m.media_item_id = l.media_item_id WHERE m.media_item_id IS NOT NULL))",
         out = s.out,
+        items = s.items,
         vkey = version_key("p['tags']"),
     ))
     .await?;
-    crate::recs::drop_table(session, &format!("{}_inputs", s.out))?;
     Ok(())
 }
 

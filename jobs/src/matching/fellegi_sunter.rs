@@ -144,7 +144,10 @@ fn starting_m() -> Vec<Vec<f64>> {
 /// pairs (or, with `m` given, every field in the posterior and only λ learnt).
 fn em(patterns: &[Pattern], u: &[Vec<f64>], learn: [bool; 4], m: Option<Vec<Vec<f64>>>, max_matches: f64, max_iterations: usize, tolerance: f64) -> (Model, usize) {
     let use_field = if m.is_some() { [true; 4] } else { learn };
-    let learn_u = [false, false, learn[2] && learn[0] != learn[1], learn[3] && learn[0] != learn[1]];
+    // A session leaves out exactly one name field (title or artist); only then are the duration
+    // and version u its block's own. The λ-only pass (and a session over both names) keeps u.
+    let one_name_left_out = learn[0] != learn[1];
+    let learn_u = [false, false, learn[2] && one_name_left_out, learn[3] && one_name_left_out];
     let mut u = u.to_vec();
     let mut m = m.unwrap_or_else(starting_m);
     let pairs: f64 = patterns.iter().map(|(_, n)| n).sum();
