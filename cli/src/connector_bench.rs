@@ -13,7 +13,8 @@ use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_connectors::csv_source::{self, CsvOptions};
 use backbeat_connectors::db_source::{self, DbKind, DbQuery, DbSource};
 use backbeat_connectors::export::{ExportOptions, export_table, target_for};
-use backbeat_connectors::ingest::{IngestMode, IngestOptions, TargetTable, run_ingest};
+use backbeat_cluster::delta::WriteMode;
+use backbeat_connectors::ingest::{IngestOptions, TargetTable, run_ingest};
 use backbeat_connectors::table_spec::TableSpec;
 use clap::Args;
 use mysql_async::prelude::Queryable;
@@ -77,7 +78,7 @@ async fn embedded(lake: &Path) -> Result<BackbeatSession> {
 }
 
 fn options() -> IngestOptions {
-    IngestOptions { mode: IngestMode::Overwrite, max_reject_rate: None, concurrency: 4, progress: false }
+    IngestOptions { mode: WriteMode::Overwrite, max_reject_rate: None, concurrency: 4, progress: false }
 }
 
 /// Runs `backbeat bench ingest`.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use backbeat_connectors::csv_source::{self, CsvOptions};
 use backbeat_connectors::db_source::{self, DbKind, DbQuery, DbSource};
-use backbeat_connectors::ingest::{IngestMode, IngestOptions, SourcePlan, TargetTable, count_rows, format_report, run_ingest};
+use backbeat_cluster::delta::WriteMode;
+use backbeat_connectors::ingest::{IngestOptions, SourcePlan, TargetTable, count_rows, format_report, run_ingest};
 use backbeat_connectors::json_source::{self, JsonMapping};
 use backbeat_connectors::table_spec::TableSpec;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use crate::SessionArgs;
 
@@ -88,8 +89,8 @@ pub struct CommonArgs {
     #[arg(long, value_delimiter = ',')]
     key: Vec<String>,
     /// append, overwrite, or merge (upsert by key).
-    #[arg(long, value_enum, default_value_t = ModeArg::Append)]
-    mode: ModeArg,
+    #[arg(long, default_value = "append", value_parser = ingest_mode)]
+    mode: WriteMode,
     /// Fail, committing nothing, when more than this fraction of rows is rejected (e.g. 0.01).
     #[arg(long)]
     max_reject_rate: Option<f64>,
@@ -100,26 +101,19 @@ pub struct CommonArgs {
     session: SessionArgs,
 }
 
-/// `--mode`.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// Add rows.
-    Append,
-    /// Replace all rows.
-    Overwrite,
-    /// Upsert by key.
-    Merge,
+/// `--mode`: the write modes an ingest can use.
+fn ingest_mode(s: &str) -> Result<WriteMode, String> {
+    match s.parse::<WriteMode>()? {
+        mode @ (WriteMode::Append | WriteMode::Overwrite | WriteMode::Merge) => Ok(mode),
+        other => Err(format!("ingest cannot use mode '{other}' (append, overwrite or merge)")),
+    }
 }
 
 impl CommonArgs {
     fn options(&self) -> IngestOptions {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         IngestOptions {
-            mode: match self.mode {
-                ModeArg::Append => IngestMode::Append,
-                ModeArg::Overwrite => IngestMode::Overwrite,
-                ModeArg::Merge => IngestMode::Merge,
-            },
+            mode: self.mode,
             max_reject_rate: self.max_reject_rate,
             concurrency: if self.concurrency == 0 { cores.max(2) } else { self.concurrency },
             progress: true,

@@ -8,6 +8,7 @@ mod export_command;
 mod ingest_command;
 mod isrc_bench;
 mod jobs_command;
+mod lake_bench;
 mod clv_bench;
 mod recs_bench;
 mod result_output;
@@ -144,6 +145,8 @@ enum BenchCommand {
     Clv(clv_bench::ClvBenchArgs),
     /// ISRC matching beside Splink 5: time, precision, recall and F1 on generated playlists.
     Isrc(isrc_bench::IsrcBenchArgs),
+    /// MERGE and DELETE on a large Delta table beside a full rewrite and delta-rs's own MERGE.
+    Lake(lake_bench::LakeBenchArgs),
 }
 
 #[derive(Args)]
@@ -289,6 +292,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Sql(args) => sql_command::run(args).await,
         Command::Tables { lake, format } => tables_command::run(&lake.root()?, format).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
+        Command::Bench(BenchCommand::Lake(args)) => lake_bench::run(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => connector_bench::ingest(args).await,
         Command::Bench(BenchCommand::Export(args)) => connector_bench::export(args).await,
         Command::Bench(BenchCommand::Recs(args)) => recs_bench::run(args).await,

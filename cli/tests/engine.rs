@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, Float64Array, RecordBatch, StringArray, UInt64Array};
-use backbeat_cluster::delta_table::{DeltaTableProvider, load_table};
+use backbeat_cluster::delta::{DeltaTableProvider, load_table};
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget, WriteMode};
 use backbeat_cluster::text_similarity;
 use backbeat_cluster::tpch_data::write_tpch_parquet;

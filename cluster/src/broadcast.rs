@@ -16,7 +16,7 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use url::Url;
 
-use crate::delta_table::DeltaTableProvider;
+use crate::delta::DeltaTableProvider;
 use crate::session::FORCE_VIEW_TYPES;
 
 /// Reads `columns` of the Delta table at `uri`, at `version`, in this process.

@@ -21,12 +21,15 @@ use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::delta_table::{DeltaTableProvider, DeltaTableSpec};
-use crate::delta_write::{DeltaCommitExec, DeltaCommitSpec, DeltaWriteExec, DeltaWriteSpec};
+use crate::delta::commit::{DeltaCommitExec, DeltaCommitSpec};
+use crate::delta::writer::{DeltaWriteExec, DeltaWriteSpec};
+use crate::delta::{DeltaTableProvider, DeltaTableSpec};
 use crate::map_partitions::{MapPartitionsExec, MapPartitionsNode, MapPartitionsSpec};
 
 /// Prefix of every payload we encode; anything else belongs to Ballista's codecs.
 const TAG: &[u8] = b"backbeat1:";
+/// Prefix of a series table (`generate_series`, `range`); see [`crate::table_functions`].
+const SERIES_TAG: &[u8] = b"backbeat-series1:";
 
 #[derive(Serialize, Deserialize)]
 enum PhysicalNode {
@@ -76,6 +79,9 @@ impl LogicalExtensionCodec for BackbeatLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
+        if let Some(payload) = buf.strip_prefix(SERIES_TAG) {
+            return crate::table_functions::decode(decode_json(payload)?, schema);
+        }
         match buf.strip_prefix(TAG) {
             Some(payload) => {
                 let spec: DeltaTableSpec = decode_json(payload)?;
@@ -91,10 +97,20 @@ impl LogicalExtensionCodec for BackbeatLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        match node.downcast_ref::<DeltaTableProvider>() {
-            Some(delta) => encode_json(delta.spec(), buf),
-            None => self.ballista.try_encode_table_provider(table_ref, node, buf),
+        if let Some(delta) = node.downcast_ref::<DeltaTableProvider>() {
+            return encode_json(delta.spec(), buf);
         }
+        if let Some(series) = crate::table_functions::encode(node.as_ref())? {
+            buf.extend_from_slice(SERIES_TAG);
+            return serde_json::to_writer(buf, &series).map_err(|e| DataFusionError::Internal(format!("encode: {e}")));
+        }
+        self.ballista.try_encode_table_provider(table_ref, node, buf).map_err(|e| {
+            DataFusionError::NotImplemented(format!(
+                "table '{table_ref}' cannot be sent to the cluster: its provider has no wire form ({e}). \
+                 The cluster runs queries over lake tables (Delta, Parquet), registered Parquet/CSV/JSON \
+                 files and generate_series/range; write other data to the lake first"
+            ))
+        })
     }
 
     fn try_decode_file_format(&self, buf: &[u8], ctx: &TaskContext) -> Result<Arc<dyn FileFormatFactory>> {

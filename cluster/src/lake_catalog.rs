@@ -18,7 +18,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::SessionContext;
 use url::Url;
 
-use crate::delta_table::DeltaTableProvider;
+use crate::delta::DeltaTableProvider;
 
 /// Turns a `--lake` argument into a directory: a path, or a `file://` URL. Object-store URLs
 /// (`s3://`, `gs://`, `az://`) are refused with a clear message: the lake must be a local or shared
@@ -178,8 +178,8 @@ impl LakeCatalog {
         match self.table_format(name) {
             Some(TableFormat::Delta) => {
                 let url = self.table_url(name)?;
-                let table = crate::delta_table::load_table(url.as_str(), None).await?;
-                let snapshot = table.snapshot().map_err(|e| crate::delta_table::delta_err(url.as_str(), e))?;
+                let table = crate::delta::load_table(url.as_str(), None).await?;
+                let snapshot = table.snapshot().map_err(|e| crate::delta::delta_err(url.as_str(), e))?;
                 let mut rows = Some(0u64);
                 let (mut files, mut bytes) = (0u64, 0u64);
                 for file in snapshot.log_data().iter() {

@@ -2,23 +2,23 @@
 //! UDFs on its executors.
 //!
 //! A query is planned on the client ([`session`]), shipped to the scheduler as a logical plan
-//! ([`codec`] carries Delta tables across), planned physically there ([`delta_table`] turns a Delta
-//! snapshot into a Parquet scan, [`delta_write`] turns a write into parallel file writes plus one
-//! commit) and run by executors ([`executor_process`]).
+//! ([`codec`] carries Delta tables across), planned physically there ([`delta`] turns a Delta
+//! snapshot into a Parquet scan, and a write into parallel file writes plus one commit) and run by
+//! executors ([`executor_process`]).
 #![warn(missing_docs)]
 
 /// Whole lake tables read inside executor tasks, shared by the tasks of one process.
 pub mod broadcast;
 /// Extension codecs that carry Delta providers and write nodes between client, scheduler, executors.
 pub mod codec;
-/// A Delta table pinned to one version, scanned as plain Parquet on the executors.
-pub mod delta_table;
-/// Delta writes: parallel Parquet writes on executors, one atomic commit.
-pub mod delta_write;
+/// Delta Lake: scans, the one writer and commit, and the verbs (MERGE, UPDATE, DELETE, OPTIMIZE...).
+pub mod delta;
 /// An in-process scheduler and executor with push scheduling and an owned work directory.
 pub mod embedded_cluster;
 /// The executor process with backbeat's codecs and UDFs.
 pub mod executor_process;
+/// The lake's own SQL statements (MERGE, UPDATE, DELETE, OPTIMIZE, VACUUM, history, restore).
+pub mod lake_sql;
 /// The lake root: Delta tables and Parquet directories as tables, time travel by `name@vN`.
 pub mod lake_catalog;
 /// A scheduler and executors as OS processes on loopback, for tests and benchmarks.
@@ -35,6 +35,8 @@ pub mod session;
 pub mod stage_engine;
 /// Splitting SQL scripts and recognising `CREATE TABLE ... AS`.
 pub mod sql_script;
+/// `generate_series` and `range` carried to the scheduler by their arguments.
+pub mod table_functions;
 /// Pure string functions behind the matching UDFs.
 pub mod text_similarity;
 /// TPC-H data generated as Parquet table directories, and Delta copies of them.

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -21,8 +22,9 @@ use datafusion::logical_expr::dml::InsertOp;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::codec::{BackbeatLogicalCodec, BackbeatPhysicalCodec};
-use crate::delta_table::DeltaTableProvider;
-use crate::delta_write::delta_compatible_schema;
+use crate::delta::DeltaTableProvider;
+use crate::delta::schema::delta_compatible_schema;
+pub use crate::delta::WriteMode;
 use crate::embedded_cluster::EmbeddedCluster;
 use crate::lake_catalog::{LakeCatalog, TableFormat};
 use crate::local_cluster::scheduler_vcores;
@@ -71,19 +73,6 @@ pub fn scheduler_session_state(config: SessionConfig) -> datafusion::common::Res
     Ok(state)
 }
 
-/// How [`BackbeatSession::write_table`] treats an existing table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Create the table; fail if it exists (`CREATE TABLE AS`).
-    Create,
-    /// Create the table, replacing schema and data if it exists (`CREATE OR REPLACE TABLE AS`).
-    CreateOrReplace,
-    /// Add rows; create the table if it does not exist (`INSERT INTO`).
-    Append,
-    /// Replace all rows, keeping the schema (`INSERT OVERWRITE`).
-    Overwrite,
-}
-
 /// Where queries run.
 #[derive(Debug, Clone)]
 pub enum ClusterTarget {
@@ -102,6 +91,8 @@ pub struct BackbeatSession {
     lake: Arc<LakeCatalog>,
     // Kept alive for as long as the session: dropping it stops the in-process cluster.
     _embedded: Option<EmbeddedCluster>,
+    /// VACUUM refuses a retention under the table's unless this is off.
+    retention_check: AtomicBool,
 }
 
 impl BackbeatSession {
@@ -145,7 +136,7 @@ impl BackbeatSession {
             .catalog("datafusion")
             .context("default catalog missing")?;
         catalog.register_schema("public", lake.clone())?;
-        Ok(Self { ctx, lake, _embedded: embedded })
+        Ok(Self { ctx, lake, _embedded: embedded, retention_check: AtomicBool::new(true) })
     }
 
     /// The DataFusion context, for the DataFrame API.
@@ -158,9 +149,24 @@ impl BackbeatSession {
         &self.lake
     }
 
+    /// Whether VACUUM enforces the table's retention (see [`crate::lake_sql::LakeStatement`]).
+    pub fn retention_check(&self) -> bool {
+        self.retention_check.load(Ordering::Relaxed)
+    }
+
+    /// Turns VACUUM's retention check on or off for this session.
+    pub fn set_retention_check(&self, on: bool) {
+        self.retention_check.store(on, Ordering::Relaxed);
+    }
+
     /// Plans one SQL statement. `CREATE [OR REPLACE] TABLE ... AS` becomes a Delta write (DataFusion
-    /// alone would build an in-memory table on the client); everything else is DataFusion SQL.
+    /// alone would build an in-memory table on the client); the lake's own statements (`MERGE`,
+    /// `UPDATE`, `DELETE`, `OPTIMIZE`, `VACUUM`, `DESCRIBE HISTORY`, `RESTORE`) run at once through
+    /// [`crate::lake_sql`] and return their report; everything else is DataFusion SQL.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        if let Some(statement) = crate::lake_sql::parse(sql)? {
+            return crate::lake_sql::execute(self, statement).await;
+        }
         match parse_statement(sql)? {
             Statement::CreateTableAs {
                 name,
@@ -181,7 +187,11 @@ impl BackbeatSession {
                 let mode = if replace { WriteMode::CreateOrReplace } else { WriteMode::Create };
                 self.write_table(df, &name, mode, &partition_by).await
             }
-            Statement::Other(sql) => Ok(self.ctx.sql(&sql).await?),
+            Statement::Other(sql) => {
+                let df = self.ctx.sql(&sql).await?;
+                check_shippable(&df)?;
+                Ok(df)
+            }
         }
     }
 
@@ -212,6 +222,7 @@ impl BackbeatSession {
             (WriteMode::CreateOrReplace, _) => (create(true)?, InsertOp::Overwrite),
             (WriteMode::Append, Some(_)) => (DeltaTableProvider::open(&url, None).await?, InsertOp::Append),
             (WriteMode::Overwrite, Some(_)) => (DeltaTableProvider::open(&url, None).await?, InsertOp::Overwrite),
+            (WriteMode::Merge, _) => bail!("writing '{name}' with mode merge needs key columns: use MERGE INTO"),
         };
         let provider: Arc<dyn TableProvider> = Arc::new(provider);
         let plan = LogicalPlanBuilder::insert_into(
@@ -223,6 +234,25 @@ impl BackbeatSession {
         .build()?;
         Ok(DataFrame::new(self.ctx.state(), plan))
     }
+}
+
+/// Fails, naming the part, when a query's plan cannot be sent to the scheduler. Without this the
+/// query fails only when it runs, as an "Internal error ... likely caused by a bug in DataFusion's
+/// code", which it is not: some plan part (a table provider) simply has no wire form.
+fn check_shippable(df: &DataFrame) -> Result<()> {
+    use datafusion::logical_expr::LogicalPlan;
+    use datafusion_proto::logical_plan::AsLogicalPlan;
+    let plan = df.logical_plan();
+    if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::DescribeTable(_) | LogicalPlan::Explain(_)) {
+        return Ok(());
+    }
+    let codec = BackbeatLogicalCodec::default();
+    if let Err(e) = datafusion_proto::protobuf::LogicalPlanNode::try_from_logical_plan(plan, &codec) {
+        let message = e.to_string();
+        let message = message.split(". This issue was likely caused by a bug").next().unwrap_or(&message);
+        bail!("this query cannot run on the cluster: {message}");
+    }
+    Ok(())
 }
 
 /// Rows a write statement reported: DataFusion's DML result is one `count` column (UInt64).

@@ -10,13 +10,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use arrow::array::RecordBatchReader;
 use arrow::record_batch::RecordBatch;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use crate::delta_table::{CreateMode, DeltaTableSpec};
-use crate::delta_write::{WriteMode, commit_files};
+
+use crate::delta::DeltaTableProvider;
+use crate::delta::commit::commit_files;
+use crate::delta::writer::FileWriter;
 
 use tpchgen::generators::{
     CustomerGenerator, LineItemGenerator, NationGenerator, OrderGenerator, PartGenerator,
@@ -73,9 +74,9 @@ pub async fn write_tpch_delta(parquet_dir: &Path, delta_dir: &Path) -> Result<()
             let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                 .with_context(|| format!("cannot read {}", source.display()))?
                 .build()?;
-            let schema = crate::delta_write::delta_compatible_schema(&reader.schema())?;
+            let schema = crate::delta::schema::delta_compatible_schema(&reader.schema())?;
             // One writer per source file, with a target size no file reaches: file for file.
-            let mut writer = RecordBatchWriter::try_new(uri.as_str(), schema.clone(), None, None)?
+            let mut writer = FileWriter::try_new(uri.as_str(), schema.clone(), &[])?
                 .with_writer_properties(parquet_properties())
                 .with_target_file_size(u64::MAX / 2);
             for batch in reader {
@@ -88,17 +89,12 @@ pub async fn write_tpch_delta(parquet_dir: &Path, delta_dir: &Path) -> Result<()
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 writer.write(RecordBatch::try_new(schema.clone(), columns)?).await?;
             }
-            adds.extend(writer.flush().await?);
+            adds.extend(writer.finish().await?);
             delta_schema = Some(schema);
         }
         let schema = delta_schema.with_context(|| format!("no Parquet files in {}", source_dir.display()))?;
-        let spec = DeltaTableSpec {
-            uri: uri.to_string(),
-            version: None,
-            partition_columns: vec![],
-            create_mode: CreateMode::CreateNew,
-        };
-        commit_files(spec, WriteMode::Append, &schema, adds)
+        let spec = DeltaTableProvider::for_create(&uri, schema.clone(), vec![], false)?.spec().clone();
+        commit_files(spec, &schema, adds)
             .await
             .with_context(|| format!("cannot commit the Delta copy of {table}"))?;
     }

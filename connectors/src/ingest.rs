@@ -11,13 +11,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use backbeat_cluster::delta_table::{DeltaTableProvider, DeltaTableSpec};
-use backbeat_cluster::delta_write::{WriteMode as CommitMode, commit_files};
+use backbeat_cluster::delta::commit::commit_files;
+use backbeat_cluster::delta::writer::FileWriter;
+use backbeat_cluster::delta::{DeltaTableProvider, DeltaTableSpec, WriteMode};
 use backbeat_cluster::lake_catalog::{LakeCatalog, TableFormat};
-use backbeat_cluster::session::{BackbeatSession, WriteMode, rows_written};
+use backbeat_cluster::session::{BackbeatSession, rows_written};
 use datafusion::datasource::TableProvider;
 use deltalake::kernel::Add;
-use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
@@ -29,21 +29,8 @@ use crate::typed_row::{FieldError, RowAssembler};
 
 /// Rows per batch a source hands to its writer.
 pub const BATCH_ROWS: usize = 65_536;
-/// Data files roll over at this size.
-const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
 /// The staging column that orders rows of one run, so that a merge keeps the last row of a key.
 const SEQ_COLUMN: &str = "__ingest_seq";
-
-/// How the rows of a run relate to the table's current rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestMode {
-    /// Add the rows (the table is created if missing).
-    Append,
-    /// Replace all rows.
-    Overwrite,
-    /// Upsert by the spec's key: a key's existing row is replaced; within one run the last row wins.
-    Merge,
-}
 
 /// One table a source fills.
 #[derive(Debug, Clone)]
@@ -137,7 +124,7 @@ pub struct SourcePlan {
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     /// Append, overwrite or merge.
-    pub mode: IngestMode,
+    pub mode: WriteMode,
     /// Fail the run, committing nothing, when more than this fraction of rows is rejected.
     pub max_reject_rate: Option<f64>,
     /// Partitions read at once.
@@ -254,7 +241,7 @@ pub async fn run_ingest(session: &BackbeatSession, plan: SourcePlan, options: &I
     let ingested_at = chrono::Utc::now().timestamp_micros();
     let mut reports = Vec::with_capacity(targets.len());
     for (target, outcome) in targets.iter().zip(outcomes) {
-        let version = commit_target(session, target, options.mode, outcome.adds).await?;
+        let version = commit_target(session, target, outcome.adds).await?;
         // The data commit comes first: if the process dies before the dead-letter commit, the
         // data is in (and a re-run in merge mode reproduces the same rejects).
         if !outcome.rejects.is_empty() {
@@ -296,7 +283,7 @@ struct Target {
     staging: Option<String>,
 }
 
-async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: IngestMode, run_id: &str) -> Result<Target> {
+async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: WriteMode, run_id: &str) -> Result<Target> {
     let name = &table.name;
     let url = lake.table_url(name)?;
     let schema = table.spec.arrow_schema();
@@ -309,7 +296,11 @@ async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: IngestMod
         }
         None => None,
     };
-    if mode == IngestMode::Merge {
+    ensure!(
+        matches!(mode, WriteMode::Append | WriteMode::Overwrite | WriteMode::Merge),
+        "ingest writes with mode append, overwrite or merge, not {mode}"
+    );
+    if mode == WriteMode::Merge {
         ensure!(!table.spec.key.is_empty(), "merge into '{name}' needs key columns (a spec `key:` or --key)");
         let staging = format!("_ingest_{name}_{}", &run_id[..12]);
         let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -325,7 +316,11 @@ async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: IngestMod
         });
     }
     let write_spec = match existing {
-        Some(p) => p.spec().clone(),
+        Some(p) => {
+            let mut spec = p.spec().clone();
+            spec.mode = mode;
+            spec
+        }
         None => DeltaTableProvider::for_create(&url, schema.clone(), vec![], false)?.spec().clone(),
     };
     Ok(Target { name: name.clone(), spec: table.spec.clone(), file_schema: schema, write_spec, staging: None })
@@ -340,7 +335,7 @@ async fn write_partition(
 ) -> Result<Vec<TableOutcome>> {
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
     let read = tokio::spawn(reader(tx));
-    let mut writers: Vec<Option<RecordBatchWriter>> = targets.iter().map(|_| None).collect();
+    let mut writers: Vec<Option<FileWriter>> = targets.iter().map(|_| None).collect();
     let mut outcomes: Vec<TableOutcome> = targets.iter().map(|_| TableOutcome::default()).collect();
     let mut seq: Vec<i64> = vec![index << 40; targets.len()];
     let written = async {
@@ -366,16 +361,15 @@ async fn write_partition(
             let writer = match &mut writers[t] {
                 Some(w) => w,
                 slot => slot.insert(
-                    RecordBatchWriter::try_new(&target.write_spec.uri, target.file_schema.clone(), None, None)
-                        .with_context(|| format!("cannot write table '{}'", target.name))?
-                        .with_target_file_size(TARGET_FILE_SIZE),
+                    FileWriter::try_new(&target.write_spec.uri, target.file_schema.clone(), &[])
+                        .with_context(|| format!("cannot write table '{}'", target.name))?,
                 ),
             };
             writer.write(batch).await.with_context(|| format!("writing table '{}'", target.name))?;
         }
-        for (writer, outcome) in writers.iter_mut().zip(outcomes.iter_mut()) {
+        for (writer, outcome) in writers.into_iter().zip(outcomes.iter_mut()) {
             if let Some(w) = writer {
-                outcome.adds = w.flush().await.context("finishing data files")?;
+                outcome.adds = w.finish().await.context("finishing data files")?;
             }
         }
         anyhow::Ok(())
@@ -422,10 +416,9 @@ fn remove_staging(spec: &DeltaTableSpec, name: &str) {
 }
 
 /// Commits one table; returns its new version.
-async fn commit_target(session: &BackbeatSession, target: &Target, mode: IngestMode, adds: Vec<Add>) -> Result<u64> {
+async fn commit_target(session: &BackbeatSession, target: &Target, adds: Vec<Add>) -> Result<u64> {
     let Some(staging) = &target.staging else {
-        let commit_mode = if mode == IngestMode::Overwrite { CommitMode::Overwrite } else { CommitMode::Append };
-        let outcome = commit_files(target.write_spec.clone(), commit_mode, &target.file_schema, adds)
+        let outcome = commit_files(target.write_spec.clone(), &target.file_schema, adds)
             .await
             .with_context(|| format!("committing table '{}'", target.name))?;
         tracing::info!(table = %target.name, version = outcome.version, rows = outcome.rows, "ingest committed");
@@ -436,10 +429,11 @@ async fn commit_target(session: &BackbeatSession, target: &Target, mode: IngestM
     result
 }
 
-/// Merges the staged rows into the table through the cluster: the table's rows whose key is not
-/// staged, plus the last staged row of every key, written as one overwrite (copy-on-write).
+/// Merges the staged rows into the table through the cluster: the last staged row of every key
+/// replaces the table's row with that key, or is inserted, by `MERGE INTO` (which rewrites only the
+/// files holding those keys). The first run creates the table from the staged rows.
 async fn merge_staged(session: &BackbeatSession, target: &Target, staging: &str, adds: Vec<Add>) -> Result<u64> {
-    commit_files(target.write_spec.clone(), CommitMode::Append, &target.file_schema, adds)
+    commit_files(target.write_spec.clone(), &target.file_schema, adds)
         .await
         .with_context(|| format!("staging rows for merge into '{}'", target.name))?;
     let columns: Vec<String> = target.spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
@@ -456,29 +450,21 @@ async fn merge_staged(session: &BackbeatSession, target: &Target, staging: &str,
         k = keys.join(", "),
     );
     let lake = session.lake();
-    let (sql, mode) = if lake.table_format(&target.name).is_some() {
-        let matches: Vec<String> = keys.iter().map(|k| format!("s.{k} = t.{k}")).collect();
-        let kept = format!(
-            "SELECT {} FROM {} AS t WHERE NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})",
-            columns.iter().map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", "),
+    if lake.table_format(&target.name).is_none() {
+        let df = session.context().sql(&latest).await.with_context(|| format!("planning merge into '{}'", target.name))?;
+        let batches = session.write_table(df, &target.name, WriteMode::Create, &[]).await?.collect().await?;
+        tracing::info!(table = %target.name, rows = rows_written(&batches), "merge created the table");
+    } else {
+        let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+        let sql = format!(
+            "MERGE INTO {} AS t USING ({latest}) AS s ON {} WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
             quote_ident(&target.name),
-            quote_ident(staging),
             matches.join(" AND ")
         );
-        (format!("{kept} UNION ALL {latest}"), WriteMode::Overwrite)
-    } else {
-        (latest, WriteMode::Create)
-    };
-    let df = session.context().sql(&sql).await.with_context(|| format!("planning merge into '{}'", target.name))?;
-    let batches = session
-        .write_table(df, &target.name, mode, &[])
-        .await?
-        .collect()
-        .await
-        .with_context(|| format!("merging into '{}'", target.name))?;
-    let rows = rows_written(&batches);
+        let report = session.sql(&sql).await?.collect().await.with_context(|| format!("merging into '{}'", target.name))?;
+        tracing::info!(table = %target.name, report = ?report.first().map(|b| b.num_rows()), "merge committed");
+    }
     let version = DeltaTableProvider::open(&lake.table_url(&target.name)?, None).await?.spec().version.unwrap_or(0);
-    tracing::info!(table = %target.name, version, rows, "merge committed");
     Ok(version)
 }
 
@@ -491,12 +477,12 @@ async fn commit_rejects(lake: &LakeCatalog, table: &str, run_id: &str, at: i64, 
         Some(_) => DeltaTableProvider::open(&url, None).await?.spec().clone(),
         None => DeltaTableProvider::for_create(&url, schema.clone(), vec![], false)?.spec().clone(),
     };
-    let mut writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), None, None)?;
+    let mut writer = FileWriter::try_new(url.as_str(), schema.clone(), &[])?;
     for chunk in rejects.chunks(BATCH_ROWS) {
         writer.write(rejects_batch(run_id, at, chunk)).await?;
     }
-    let adds = writer.flush().await?;
-    commit_files(spec, CommitMode::Append, &schema, adds)
+    let adds = writer.finish().await?;
+    commit_files(spec, &schema, adds)
         .await
         .with_context(|| format!("committing rejected rows to '{name}'"))?;
     Ok(())

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_connectors::csv_source::{self, CsvOptions};
 use backbeat_connectors::db_source::{self, DbKind, DbQuery, DbSource};
-use backbeat_connectors::ingest::{IngestMode, IngestOptions, IngestReport, SourcePlan, TargetTable, count_rows, run_ingest};
+use backbeat_cluster::delta::WriteMode;
+use backbeat_connectors::ingest::{IngestOptions, IngestReport, SourcePlan, TargetTable, count_rows, run_ingest};
 use backbeat_connectors::json_source::{self, JsonMapping};
 use backbeat_connectors::table_spec::TableSpec;
 use backbeat_datasets::sinks::DirtyRow;
@@ -25,7 +26,7 @@ fn orders_spec() -> TableSpec {
     TableSpec::load(&repo_file("jobs/ingest/orders.yaml")).unwrap()
 }
 
-fn options(mode: IngestMode) -> IngestOptions {
+fn options(mode: WriteMode) -> IngestOptions {
     IngestOptions { mode, max_reject_rate: None, concurrency: 2, progress: false }
 }
 
@@ -80,7 +81,7 @@ async fn dirty_csv_reconciles_and_merge_is_idempotent() {
     let mut reports: Vec<IngestReport> = vec![];
     for _ in 0..3 {
         let plan = csv_plan("orders", orders_spec(), &dir.path().join("orders.csv"));
-        reports.push(run_ingest(&session, plan, &options(IngestMode::Merge)).await.unwrap());
+        reports.push(run_ingest(&session, plan, &options(WriteMode::Merge)).await.unwrap());
     }
     let first = &reports[0].tables[0];
     assert_eq!(first.read, counts.orders, "every data line is read");
@@ -114,9 +115,9 @@ async fn merge_replaces_rows_by_key_and_last_row_wins() {
     let session = session(lake.path()).await;
     let spec = || TableSpec::from_yaml_str("key: [id]\ncolumns:\n  - {name: id, type: int64}\n  - {name: v, type: string}\n").unwrap();
     std::fs::write(dir.path().join("a.csv"), "id,v\n1,a\n2,b\n3,c\n").unwrap();
-    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("a.csv")), &options(IngestMode::Merge)).await.unwrap();
+    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("a.csv")), &options(WriteMode::Merge)).await.unwrap();
     std::fs::write(dir.path().join("b.csv"), "id,v\n2,B\n4,d\n4,D\n").unwrap();
-    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("b.csv")), &options(IngestMode::Merge)).await.unwrap();
+    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("b.csv")), &options(WriteMode::Merge)).await.unwrap();
     let batches = session.context().sql("SELECT id, v FROM t ORDER BY id").await.unwrap().collect().await.unwrap();
     let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
     for expected in ["| 1  | a |", "| 2  | B |", "| 3  | c |", "| 4  | D |"] {
@@ -124,9 +125,9 @@ async fn merge_replaces_rows_by_key_and_last_row_wins() {
     }
     assert_eq!(count_rows(&session, "t").await.unwrap(), 4);
     // Overwrite replaces everything; append adds.
-    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("a.csv")), &options(IngestMode::Overwrite)).await.unwrap();
+    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("a.csv")), &options(WriteMode::Overwrite)).await.unwrap();
     assert_eq!(count_rows(&session, "t").await.unwrap(), 3);
-    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("a.csv")), &options(IngestMode::Append)).await.unwrap();
+    run_ingest(&session, csv_plan("t", spec(), &dir.path().join("a.csv")), &options(WriteMode::Append)).await.unwrap();
     assert_eq!(count_rows(&session, "t").await.unwrap(), 6);
     // Staging tables are gone.
     assert!(std::fs::read_dir(lake.path()).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with("_ingest")));
@@ -140,7 +141,7 @@ async fn reject_rate_limit_and_bad_files_commit_nothing() {
     let session = session(lake.path()).await;
     let orders = dir.path().join("orders.csv");
 
-    let mut strict = options(IngestMode::Append);
+    let mut strict = options(WriteMode::Append);
     strict.max_reject_rate = Some(0.001);
     let err = run_ingest(&session, csv_plan("orders", orders_spec(), &orders), &strict).await.unwrap_err();
     let message = format!("{err:#}");
@@ -151,7 +152,7 @@ async fn reject_rate_limit_and_bad_files_commit_nothing() {
     // A clean first version, then bad files: the table stays at version 0.
     let clean = dir.path().join("clean.csv");
     std::fs::write(&clean, "order_id,customer_id,order_ts\n1,1,2024-01-01 10:00:00\n").unwrap();
-    run_ingest(&session, csv_plan("orders", orders_spec(), &clean), &options(IngestMode::Append)).await.unwrap();
+    run_ingest(&session, csv_plan("orders", orders_spec(), &clean), &options(WriteMode::Append)).await.unwrap();
 
     // A truncated gzip file.
     let full = std::fs::read(&orders).unwrap();
@@ -160,20 +161,20 @@ async fn reject_rate_limit_and_bad_files_commit_nothing() {
     let gz = gz.finish().unwrap();
     let truncated = dir.path().join("truncated.csv.gz");
     std::fs::write(&truncated, &gz[..gz.len() / 2]).unwrap();
-    let err = run_ingest(&session, csv_plan("orders", orders_spec(), &truncated), &options(IngestMode::Append)).await.unwrap_err();
+    let err = run_ingest(&session, csv_plan("orders", orders_spec(), &truncated), &options(WriteMode::Append)).await.unwrap_err();
     assert!(format!("{err:#}").contains("truncated.csv.gz"), "{err:#}");
 
     // Latin-1 bytes in a UTF-8 file.
     let latin1 = dir.path().join("latin1.csv");
     std::fs::write(&latin1, b"order_id,customer_id,order_ts\n2,2,2024-01-01 10:00:00\n3,3,caf\xe9\n").unwrap();
-    let err = run_ingest(&session, csv_plan("orders", orders_spec(), &latin1), &options(IngestMode::Append)).await.unwrap_err();
+    let err = run_ingest(&session, csv_plan("orders", orders_spec(), &latin1), &options(WriteMode::Append)).await.unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("latin1.csv") && message.contains("line 3") && message.contains("UTF-8"), "{message}");
 
     // A column the spec declares but the header lacks.
     let wrong = dir.path().join("wrong_header.csv");
     std::fs::write(&wrong, "order_id,customer\n1,1\n").unwrap();
-    let err = run_ingest(&session, csv_plan("orders", orders_spec(), &wrong), &options(IngestMode::Append)).await.unwrap_err();
+    let err = run_ingest(&session, csv_plan("orders", orders_spec(), &wrong), &options(WriteMode::Append)).await.unwrap_err();
     assert!(format!("{err:#}").contains("wrong_header.csv"), "{err:#}");
 
     let summary = session.lake().summarize("orders").await.unwrap();
@@ -194,7 +195,7 @@ async fn nested_playlist_json_flattens_into_keyed_tables() {
 
     let mut reports = vec![];
     for _ in 0..3 {
-        reports.push(run_ingest(&session, json_source::plan(mapping(), files.clone()), &options(IngestMode::Merge)).await.unwrap());
+        reports.push(run_ingest(&session, json_source::plan(mapping(), files.clone()), &options(WriteMode::Merge)).await.unwrap());
     }
     let playlists = &reports[0].tables[0];
     assert_eq!(playlists.table, "playlists");
@@ -269,7 +270,7 @@ async fn postgres_table_read_in_parallel_ranges_merges_idempotently() {
     for _ in 0..3 {
         let plan = db_source::plan(source(), "pg_orders".into(), None, vec!["order_id".into()]).await.unwrap();
         assert_eq!(plan.partitions.len(), 4);
-        reports.push(run_ingest(&session, plan, &options(IngestMode::Merge)).await.unwrap());
+        reports.push(run_ingest(&session, plan, &options(WriteMode::Merge)).await.unwrap());
     }
     assert_eq!(reports[0].tables[0].read, counts.orders);
     assert_eq!(reports[0].tables[0].rejected, 0);
@@ -323,7 +324,7 @@ async fn mariadb_query_split_by_timestamp_with_declared_schema() {
     for _ in 0..3 {
         let plan = db_source::plan(source.clone(), "my_orders".into(), Some(spec.clone()), vec![]).await.unwrap();
         assert_eq!(plan.partitions.len(), 3);
-        let report = run_ingest(&session, plan, &options(IngestMode::Merge)).await.unwrap();
+        let report = run_ingest(&session, plan, &options(WriteMode::Merge)).await.unwrap();
         assert_eq!(report.tables[0].read, counts.orders);
     }
     assert_eq!(count_rows(&session, "my_orders").await.unwrap(), counts.orders);

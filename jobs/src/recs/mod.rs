@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
-use backbeat_cluster::delta_table::DeltaTableProvider;
+use backbeat_cluster::delta::DeltaTableProvider;
 use backbeat_cluster::map_partitions::register_kernel;
 use backbeat_cluster::session::BackbeatSession;
 

@@ -9,15 +9,20 @@
 //! query reads the same snapshot.
 //!
 //! Writes (`INSERT INTO`, `INSERT OVERWRITE`, `CREATE TABLE AS`) go through
-//! [`TableProvider::insert_into`] into [`crate::delta_write`].
+//! [`TableProvider::insert_into`] into [`super::write`].
+//!
+//! For `UPDATE`, `DELETE` and `MERGE` the provider can also expose each row's file as a column (a
+//! constant per file, planned like a partition column, as delta-rs's `file_column_name`), and be
+//! restricted to a list of files: the first pass finds the files that hold affected rows, the second
+//! rewrites only those.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
-use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue, Statistics};
+use datafusion::common::{ColumnStatistics, DFSchema, DataFusionError, Result, ScalarValue, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -31,28 +36,17 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
-use deltalake::DeltaTable;
-use deltalake::kernel::LogicalFileView;
+use deltalake::kernel::{EagerSnapshot, LogicalFileView};
 use object_store::ObjectMeta;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::delta_write;
-
-/// What a statement that targets this provider may do to the table's existence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CreateMode {
-    /// The table exists and is written to as it is (`INSERT INTO`, `INSERT OVERWRITE`).
-    Existing,
-    /// `CREATE TABLE ... AS`: the commit creates version 0 and fails if the table appeared meanwhile.
-    CreateNew,
-    /// `CREATE OR REPLACE TABLE ... AS`: a new schema and new data in one commit, old files removed.
-    CreateOrReplace,
-}
+use super::commit::Rewrite;
+use super::{WriteMode, delta_err, load_table};
 
 /// Everything the scheduler and executors need to re-create the provider: the wire form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeltaTableSpec {
     /// Table root as a URL ending in `/`, e.g. `file:///data/lake/orders/`.
     pub uri: String,
@@ -60,8 +54,18 @@ pub struct DeltaTableSpec {
     pub version: Option<u64>,
     /// Hive-style partition columns, in Delta's order.
     pub partition_columns: Vec<String>,
-    /// What a write through this provider does to the table's existence.
-    pub create_mode: CreateMode,
+    /// What a write through this provider does: `Append` for an existing table (`INSERT
+    /// OVERWRITE` makes it `Overwrite`), `Create` or `CreateOrReplace` for `CREATE TABLE AS`.
+    pub mode: WriteMode,
+    /// Exposes each row's data file (its path in the log) as a last column of this name.
+    #[serde(default)]
+    pub file_column: Option<String>,
+    /// Scans only these files (paths as in the log) instead of the whole snapshot.
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+    /// A write through this provider replaces these files (UPDATE, DELETE, MERGE, OPTIMIZE).
+    #[serde(default)]
+    pub rewrite: Option<Rewrite>,
 }
 
 /// A Delta table at one version, readable and writable through a Ballista cluster.
@@ -81,7 +85,10 @@ impl DeltaTableProvider {
                 uri: uri.to_string(),
                 version: Some(snapshot.version()),
                 partition_columns: snapshot.metadata().partition_columns().to_vec(),
-                create_mode: CreateMode::Existing,
+                mode: WriteMode::Append,
+                file_column: None,
+                files: None,
+                rewrite: None,
             },
             schema: snapshot.snapshot().arrow_schema(),
         })
@@ -89,7 +96,7 @@ impl DeltaTableProvider {
 
     /// A table that a `CREATE [OR REPLACE] TABLE ... AS` statement will create at `uri`.
     ///
-    /// `schema` must already be Delta-compatible (see [`delta_write::delta_compatible_schema`]).
+    /// `schema` must already be Delta-compatible (see [`super::schema::delta_compatible_schema`]).
     pub fn for_create(
         uri: &Url,
         schema: SchemaRef,
@@ -114,11 +121,10 @@ impl DeltaTableProvider {
                 uri: uri.to_string(),
                 version: None,
                 partition_columns,
-                create_mode: if replace {
-                    CreateMode::CreateOrReplace
-                } else {
-                    CreateMode::CreateNew
-                },
+                mode: if replace { WriteMode::CreateOrReplace } else { WriteMode::Create },
+                file_column: None,
+                files: None,
+                rewrite: None,
             },
             schema,
         })
@@ -134,62 +140,146 @@ impl DeltaTableProvider {
         &self.spec
     }
 
-    /// Lists the files of the pinned snapshot that may hold rows matching `filters`.
-    async fn pruned_files(
-        &self,
-        state: &dyn Session,
-        filters: &[Expr],
-    ) -> Result<Vec<LogicalFileView>> {
+    /// The same table with each row's data file path as an extra last column `name` (Utf8).
+    pub fn with_file_column(mut self, name: &str) -> Self {
+        let mut fields: Vec<FieldRef> = self.schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(name, DataType::Utf8, false)));
+        self.schema = Arc::new(Schema::new(fields));
+        self.spec.file_column = Some(name.to_string());
+        self
+    }
+
+    /// The same table, scanning only `files` (paths as [`LogicalFileView::path`] gives them).
+    pub fn restricted_to(mut self, files: Vec<String>) -> Self {
+        self.spec.files = Some(files);
+        self
+    }
+
+    /// The same table, whose writes replace the files `rewrite` lists.
+    pub fn with_rewrite(mut self, rewrite: Rewrite) -> Self {
+        self.spec.rewrite = Some(rewrite);
+        self
+    }
+
+    /// The pinned snapshot, refused if its files cannot be read as plain Parquet.
+    async fn snapshot(&self) -> Result<Option<EagerSnapshot>> {
         let Some(version) = self.spec.version else {
-            return Ok(vec![]);
+            return Ok(None);
         };
         let table = load_table(&self.spec.uri, Some(version)).await?;
-        let snapshot = table
-            .snapshot()
-            .map_err(|e| delta_err(&self.spec.uri, e))?
-            .snapshot()
-            .clone();
-        // Deletion vectors and column mapping change what a Parquet file means: reading the files
-        // as plain Parquet would return deleted rows or wrong columns. Refuse loudly instead.
-        let deletion_vectors = snapshot
-            .protocol()
-            .reader_features()
-            .is_some_and(|features| format!("{features:?}").contains("DeletionVectors"));
-        let column_mapping = snapshot
-            .metadata()
-            .configuration()
-            .get("delta.columnMapping.mode")
-            .is_some_and(|mode| mode != "none");
-        if deletion_vectors || column_mapping {
-            let what = if deletion_vectors { "deletion vectors" } else { "column mapping" };
-            return Err(DataFusionError::NotImplemented(format!(
-                "Delta table {} uses {what}, which backbeat cannot read yet",
-                self.spec.uri
-            )));
-        }
-        let files: Vec<LogicalFileView> = snapshot.log_data().iter().collect();
+        let snapshot = table.snapshot().map_err(|e| delta_err(&self.spec.uri, e))?.snapshot().clone();
+        check_readable(&self.spec.uri, &snapshot)?;
+        Ok(Some(snapshot))
+    }
 
+    /// Every data file this provider scans (what `OPTIMIZE` and `MERGE` plan with).
+    pub async fn files(&self) -> Result<Vec<LogicalFileView>> {
+        let Some(snapshot) = self.snapshot().await? else {
+            return Ok(vec![]);
+        };
+        let keep = vec![true; snapshot.log_data().num_files()];
+        Ok(self.restrict(&snapshot, keep))
+    }
+
+    /// The snapshot's files where `keep` is true and, if restricted, in the restriction.
+    fn restrict(&self, snapshot: &EagerSnapshot, keep: Vec<bool>) -> Vec<LogicalFileView> {
+        let only: Option<std::collections::HashSet<&str>> =
+            self.spec.files.as_ref().map(|f| f.iter().map(String::as_str).collect());
+        snapshot
+            .log_data()
+            .iter()
+            .zip(keep)
+            .filter(|(f, k)| *k && only.as_ref().is_none_or(|only| only.contains(f.path().as_ref())))
+            .map(|(f, _)| f)
+            .collect()
+    }
+
+    /// The schema without the file column: the table's own columns.
+    pub fn table_schema(&self) -> SchemaRef {
+        match &self.spec.file_column {
+            Some(_) => Arc::new(Schema::new(self.schema.fields()[..self.schema.fields().len() - 1].to_vec())),
+            None => self.schema.clone(),
+        }
+    }
+
+    /// Lists the files of the pinned snapshot that may hold rows matching `filters`.
+    pub async fn pruned_files(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<LogicalFileView>> {
+        Ok(match self.pruned(state, filters).await? {
+            Some((snapshot, keep)) => self.restrict(&snapshot, keep),
+            None => vec![],
+        })
+    }
+
+    /// The snapshot and which of its files may hold rows matching `filters`.
+    async fn pruned(&self, state: &dyn Session, filters: &[Expr]) -> Result<Option<(EagerSnapshot, Vec<bool>)>> {
+        let Some(snapshot) = self.snapshot().await? else {
+            return Ok(None);
+        };
+        let all = vec![true; snapshot.log_data().num_files()];
         let Some(predicate) = conjunction(filters.iter().cloned()) else {
-            return Ok(files);
+            return Ok(Some((snapshot, all)));
         };
         // Prune with the snapshot's per-file statistics (partition values count as min = max).
         // A predicate we cannot translate simply prunes nothing: correctness never depends on it.
         let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
-        let pruned = state
+        let keep = state
             .create_physical_expr(predicate, &df_schema)
             .and_then(|expr| PruningPredicateBuilder::new().with_file_schema(self.schema.clone()).try_build(expr))
             .and_then(|p| p.prune(&snapshot));
-        match pruned {
-            Ok(keep) => Ok(files
-                .into_iter()
-                .zip(keep)
-                .filter_map(|(f, k)| k.then_some(f))
-                .collect()),
+        Ok(Some(match keep {
+            Ok(keep) => (snapshot, keep),
             Err(e) => {
                 tracing::debug!("file pruning skipped for {}: {e}", self.spec.uri);
-                Ok(files)
+                (snapshot, all)
             }
+        }))
+    }
+}
+
+/// Table-level statistics of `field` over the kept files, from the log's per-file statistics: the
+/// smallest min, largest max and summed null counts. Absent when any kept file lacks them. Delta
+/// writers may truncate string bounds, so min and max are inexact.
+fn column_statistics(snapshot: &EagerSnapshot, keep: &[bool], field: &Field) -> ColumnStatistics {
+    use arrow::array::Array;
+    use datafusion::common::pruning::PruningStatistics;
+    let column = datafusion::common::Column::new_unqualified(field.name());
+    let mask = arrow::array::BooleanArray::from(keep.to_vec());
+    let kept = |values: Option<arrow::array::ArrayRef>| {
+        values
+            .filter(|v| v.len() == keep.len())
+            .and_then(|v| arrow::compute::filter(&v, &mask).ok())
+            .filter(|v| !v.is_empty() && v.null_count() == 0)
+    };
+    let bound = |values: Option<arrow::array::ArrayRef>, max: bool| -> Precision<ScalarValue> {
+        let Some(values) = kept(values) else { return Precision::Absent };
+        let values = match arrow::compute::cast(&values, field.data_type()) {
+            Ok(v) => v,
+            Err(_) => return Precision::Absent,
+        };
+        let mut best: Option<ScalarValue> = None;
+        for i in 0..values.len() {
+            let Ok(v) = ScalarValue::try_from_array(&values, i) else { return Precision::Absent };
+            best = match best {
+                None => Some(v),
+                Some(b) => match v.partial_cmp(&b) {
+                    Some(std::cmp::Ordering::Greater) if max => Some(v),
+                    Some(std::cmp::Ordering::Less) if !max => Some(v),
+                    Some(_) => Some(b),
+                    None => return Precision::Absent,
+                },
+            };
         }
+        best.map_or(Precision::Absent, Precision::Inexact)
+    };
+    let null_count = kept(snapshot.null_counts(&column))
+        .and_then(|v| arrow::compute::cast(&v, &DataType::UInt64).ok())
+        .and_then(|v| arrow::compute::sum(v.as_any().downcast_ref::<arrow::array::UInt64Array>()?))
+        .map_or(Precision::Absent, |n| Precision::Exact(n as usize));
+    ColumnStatistics {
+        null_count,
+        max_value: bound(snapshot.max_values(&column), true),
+        min_value: bound(snapshot.min_values(&column), false),
+        ..ColumnStatistics::new_unknown()
     }
 }
 
@@ -218,7 +308,22 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let files = self.pruned_files(state, filters).await?;
+        let Some((snapshot, keep)) = self.pruned(state, filters).await? else {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        };
+        let files = self.restrict(&snapshot, keep.clone());
+        let keep: Vec<bool> = match &self.spec.files {
+            // The restriction, applied to the mask, so statistics describe just the files scanned.
+            Some(_) => {
+                let scanned: std::collections::HashSet<String> = files.iter().map(|f| f.path().into_owned()).collect();
+                snapshot.log_data().iter().map(|f| scanned.contains(f.path().as_ref())).collect()
+            }
+            None => keep,
+        };
         let projected = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
@@ -229,17 +334,19 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
 
         // DataFusion's file scans put partition columns after the file columns; Delta may declare
         // them anywhere. Map the table's column order onto that layout through the projection.
+        // The file column is planned as one more partition column, constant within a file.
         let partition_fields: Vec<FieldRef> = self
             .spec
             .partition_columns
             .iter()
+            .chain(self.spec.file_column.iter())
             .map(|c| Ok(Arc::new(self.schema.field_with_name(c)?.clone())))
             .collect::<Result<_>>()?;
         let file_fields: Vec<Field> = self
             .schema
             .fields()
             .iter()
-            .filter(|f| !self.spec.partition_columns.contains(f.name()))
+            .filter(|f| !partition_fields.iter().any(|p| p.name() == f.name()))
             .map(|f| f.as_ref().clone())
             .collect();
         let file_schema = Arc::new(Schema::new(file_fields));
@@ -273,6 +380,11 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
         }
 
         let mut statistics = Statistics::new_unknown(&self.schema_for_scan(&file_schema, &partition_fields));
+        // Column bounds let the planner estimate filter selectivity and order joins (TPC-H q21 ran
+        // 1.4 to 1.55x slower over Delta than over the same Parquet without them).
+        for (i, field) in file_schema.fields().iter().enumerate() {
+            statistics.column_statistics[i] = column_statistics(&snapshot, &keep, field);
+        }
         statistics.num_rows = match total_rows {
             Some(rows) => Precision::Exact(rows),
             None => Precision::Absent,
@@ -297,7 +409,10 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        delta_write::plan_write(&self.spec, self.schema.clone(), input, insert_op)
+        if self.spec.file_column.is_some() {
+            return Err(DataFusionError::Plan(format!("{} is opened for reading its files only", self.spec.uri)));
+        }
+        super::write::plan_write(&self.spec, self.schema.clone(), input, insert_op)
     }
 }
 
@@ -341,9 +456,14 @@ impl DeltaTableProvider {
         let values = file.partition_values_map();
         pf.partition_values = partition_fields
             .iter()
-            .map(|field| match values.get(field.name()).cloned().flatten() {
-                Some(v) => ScalarValue::try_from_string(v, field.data_type()),
-                None => ScalarValue::try_new_null(field.data_type()),
+            .map(|field| {
+                if self.spec.file_column.as_ref() == Some(field.name()) {
+                    return Ok(ScalarValue::Utf8(Some(file.path().into_owned())));
+                }
+                match values.get(field.name()).cloned().flatten() {
+                    Some(v) => ScalarValue::try_from_string(v, field.data_type()),
+                    None => ScalarValue::try_new_null(field.data_type()),
+                }
             })
             .collect::<Result<_>>()?;
         Ok(pf)
@@ -375,21 +495,23 @@ fn object_store_url(table_url: &Url) -> Result<ObjectStoreUrl> {
     ))
 }
 
-/// Loads a Delta table at `version` (or the latest), with the table named in any error.
-pub async fn load_table(uri: &str, version: Option<u64>) -> Result<DeltaTable> {
-    let url = Url::parse(uri)
-        .map_err(|e| DataFusionError::Plan(format!("bad Delta table URI {uri}: {e}")))?;
-    let result = match version {
-        Some(v) => deltalake::open_table_with_version(url, v).await,
-        None => deltalake::open_table(url).await,
-    };
-    result.map_err(|e| delta_err(uri, e))
-}
-
-/// Wraps a delta-rs error so the message names the table it concerns. delta-kernel appends a
-/// backtrace to some messages; only the first line is the message.
-pub fn delta_err(uri: &str, e: impl std::fmt::Display) -> DataFusionError {
-    let message = e.to_string();
-    let first_line = message.lines().next().unwrap_or_default().trim_end();
-    DataFusionError::Execution(format!("Delta table {uri}: {first_line}"))
+/// Deletion vectors and column mapping change what a Parquet file means: reading the files as
+/// plain Parquet would return deleted rows or wrong columns. Refuses loudly instead.
+fn check_readable(uri: &str, snapshot: &EagerSnapshot) -> Result<()> {
+    let deletion_vectors = snapshot
+        .protocol()
+        .reader_features()
+        .is_some_and(|features| format!("{features:?}").contains("DeletionVectors"));
+    let column_mapping = snapshot
+        .metadata()
+        .configuration()
+        .get("delta.columnMapping.mode")
+        .is_some_and(|mode| mode != "none");
+    if deletion_vectors || column_mapping {
+        let what = if deletion_vectors { "deletion vectors" } else { "column mapping" };
+        return Err(DataFusionError::NotImplemented(format!(
+            "Delta table {uri} uses {what}, which backbeat cannot read yet"
+        )));
+    }
+    Ok(())
 }

@@ -1,0 +1,297 @@
+//! The one place a Delta transaction is made: [`DeltaCommitExec`] at the end of a write plan
+//! (after every write task, so nothing is visible to readers until all files exist), and
+//! [`commit_files`] for files written on the client (ingest's rejected rows, the TPC-H copies).
+//!
+//! The physical plan of a write through the cluster is
+//!
+//! ```text
+//! DeltaCommitExec            one task: one atomic Delta commit of every Add (and Remove) action
+//!   CoalescePartitionsExec   (Ballista's stage boundary: only small Add-action rows cross it)
+//!     DeltaWriteExec         one task per input partition: streams rows into Parquet files
+//!       <the query>
+//! ```
+//!
+//! A failing task fails the job before `DeltaCommitExec` runs, and a process killed mid-write leaves
+//! only unreferenced files (removed by a later `VACUUM`): the table is at its old version or its new
+//! one, never in between. Conflicts with concurrent commits are checked by delta-rs against the
+//! version the statement read; a rewrite (UPDATE, DELETE, MERGE, OPTIMIZE) that lost fails here.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
+};
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add, Remove, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::schema::delta_schema_json;
+use super::{DeltaTableSpec, WriteMode, delta_err, load_table};
+
+/// A commit that replaces some of the table's files rather than all or none: what `UPDATE`,
+/// `DELETE`, `MERGE` and `OPTIMIZE` plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// The files the statement read and replaces.
+    pub removes: Vec<Remove>,
+    /// What the log records as the operation (delta-rs checks conflicts by it).
+    pub operation: DeltaOperation,
+    /// Rows the new files must hold, known from the statement's first pass. Any other count means
+    /// several source rows matched one target row (MERGE) and nothing is committed.
+    pub expected_rows: Option<u64>,
+    /// `false` for `OPTIMIZE`: the same rows in fewer files, which readers of changes skip.
+    pub data_change: bool,
+    /// Operation metrics recorded in the commit, as Databricks records them (`numTargetRowsUpdated`...).
+    pub metrics: HashMap<String, u64>,
+}
+
+/// The wire form of a [`DeltaCommitExec`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeltaCommitSpec {
+    /// The target table: its read version, what the write does to it, and any files it replaces.
+    pub table: DeltaTableSpec,
+    /// The table's schema as Delta schema JSON (needed to create or replace the table).
+    pub schema_json: String,
+}
+
+/// Collects the `Add` actions of every write task and commits them as one Delta transaction.
+/// Produces DataFusion's DML result: one row, `count`, the number of rows written.
+#[derive(Debug)]
+pub struct DeltaCommitExec {
+    input: Arc<dyn ExecutionPlan>,
+    spec: DeltaCommitSpec,
+    properties: Arc<PlanProperties>,
+}
+
+impl DeltaCommitExec {
+    /// Commits what `input` (a single partition of Add-action rows) reports.
+    pub fn new(input: Arc<dyn ExecutionPlan>, spec: DeltaCommitSpec) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(count_schema()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Self { input, spec, properties }
+    }
+
+    /// The wire form of this node.
+    pub fn spec(&self) -> &DeltaCommitSpec {
+        &self.spec
+    }
+}
+
+fn count_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]))
+}
+
+impl DisplayAs for DeltaCommitExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "DeltaCommitExec: uri={} mode={} read_version={:?} rewrites={}",
+            self.spec.table.uri,
+            self.spec.table.mode,
+            self.spec.table.version,
+            self.spec.table.rewrite.as_ref().map_or(0, |r| r.removes.len())
+        )
+    }
+}
+
+impl ExecutionPlan for DeltaCommitExec {
+    fn name(&self) -> &str {
+        "DeltaCommitExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        match children.as_slice() {
+            [child] => Ok(Arc::new(Self::new(child.clone(), self.spec.clone()))),
+            _ => internal_err!("DeltaCommitExec takes one child"),
+        }
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return internal_err!("DeltaCommitExec has one partition, asked for {partition}");
+        }
+        let partitions = self.input.output_partitioning().partition_count();
+        let inputs = (0..partitions)
+            .map(|p| self.input.execute(p, context.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        let spec = self.spec.clone();
+        let batch = async move {
+            let mut adds = Vec::new();
+            for mut stream in inputs {
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    let column = batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| DataFusionError::Internal("Add actions must be strings".into()))?;
+                    for json in column.iter().flatten() {
+                        let add: Add = serde_json::from_str(json)
+                            .map_err(|e| DataFusionError::Internal(format!("bad Add action: {e}")))?;
+                        adds.push(add);
+                    }
+                }
+            }
+            let rows = commit(&spec, adds).await?.rows;
+            Ok(RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![rows])) as ArrayRef])?)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(count_schema(), futures::stream::once(batch))))
+    }
+}
+
+/// What one commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Rows in the added files.
+    pub rows: u64,
+    /// The table version the commit created.
+    pub version: u64,
+}
+
+/// Commits Parquet files written outside a query (by a [`super::writer::FileWriter`] on the
+/// client) as one Delta transaction: `table` says which version was read and what the write does.
+pub async fn commit_files(table: DeltaTableSpec, schema: &SchemaRef, adds: Vec<Add>) -> Result<CommitOutcome> {
+    let spec = DeltaCommitSpec { table, schema_json: delta_schema_json(schema)? };
+    commit(&spec, adds).await
+}
+
+/// Commits `adds` (and the spec's removes) to the table in one transaction.
+async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome> {
+    let uri = &spec.table.uri;
+    let rows: u64 = adds
+        .iter()
+        .map(|a| a.get_stats().ok().flatten().map(|s| s.num_records.max(0) as u64).unwrap_or(0))
+        .sum();
+    let files = adds.len();
+    let partition_by = (!spec.table.partition_columns.is_empty()).then(|| spec.table.partition_columns.clone());
+    let rewrite = spec.table.rewrite.as_ref();
+    if let Some(expected) = rewrite.and_then(|r| r.expected_rows) {
+        if rows != expected {
+            return Err(DataFusionError::Execution(format!(
+                "Delta table {uri}: nothing committed: the rewrite produced {rows} rows where {expected} were \
+                 expected. In a MERGE this means several source rows matched the same target row; make the \
+                 source unique on the join keys (or the source changed while the statement ran)"
+            )));
+        }
+    }
+    let data_change = rewrite.is_none_or(|r| r.data_change);
+    let add_actions: Vec<Action> = adds
+        .into_iter()
+        .map(|mut a| {
+            a.data_change = data_change;
+            Action::Add(a)
+        })
+        .collect();
+
+    let version = match (spec.table.mode, spec.table.version) {
+        (WriteMode::Create | WriteMode::CreateOrReplace, _) => {
+            let schema: StructType = serde_json::from_str(&spec.schema_json)
+                .map_err(|e| DataFusionError::Internal(format!("bad schema JSON: {e}")))?;
+            let save_mode =
+                if spec.table.mode == WriteMode::Create { SaveMode::ErrorIfExists } else { SaveMode::Overwrite };
+            let table = deltalake::operations::create::CreateBuilder::new()
+                .with_location(uri.clone())
+                .with_columns(schema.fields().cloned())
+                .with_partition_columns(spec.table.partition_columns.clone())
+                .with_save_mode(save_mode)
+                .with_actions(add_actions)
+                .await
+                .map_err(|e| delta_err(uri, e))?;
+            table.version().unwrap_or_default() as u64
+        }
+        (WriteMode::Merge, _) => {
+            return internal_err!("a merge into {uri} is planned as MERGE INTO, not committed as a write");
+        }
+        (WriteMode::Append | WriteMode::Overwrite, None) => {
+            return Err(DataFusionError::Plan(format!("Delta table {uri} does not exist")));
+        }
+        (mode @ (WriteMode::Append | WriteMode::Overwrite), Some(read_version)) => {
+            let table = load_table(uri, Some(read_version)).await?;
+            let snapshot = table.snapshot().map_err(|e| delta_err(uri, e))?;
+            let mut actions = Vec::with_capacity(add_actions.len());
+            let operation = match (rewrite, mode) {
+                (Some(r), _) => {
+                    actions.extend(r.removes.iter().cloned().map(|mut remove| {
+                        remove.data_change = data_change;
+                        remove.deletion_timestamp = Some(chrono::Utc::now().timestamp_millis());
+                        Action::Remove(remove)
+                    }));
+                    r.operation.clone()
+                }
+                (None, WriteMode::Append) => DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None },
+                (None, _) => {
+                    actions.extend(
+                        snapshot.snapshot().log_data().iter().map(|f| Action::Remove(f.remove_action(true))),
+                    );
+                    DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by, predicate: None }
+                }
+            };
+            actions.extend(add_actions);
+            let metrics: HashMap<String, serde_json::Value> = rewrite
+                .map(|r| {
+                    let metrics: serde_json::Map<String, serde_json::Value> =
+                        r.metrics.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.to_string()))).collect();
+                    HashMap::from([("operationMetrics".to_string(), serde_json::Value::Object(metrics))])
+                })
+                .unwrap_or_default();
+            CommitBuilder::default()
+                .with_actions(actions)
+                .with_app_metadata(metrics)
+                .build(Some(snapshot), table.log_store(), operation)
+                .await
+                .map_err(|e| commit_err(uri, read_version, e))?
+                .version() as u64
+        }
+    };
+    tracing::info!(table = %uri, version, files, rows, "committed Delta write");
+    Ok(CommitOutcome { rows, version })
+}
+
+/// A lost race reads as what happened and what to do, not as delta-rs's enum name.
+fn commit_err(uri: &str, read_version: u64, e: impl fmt::Display) -> DataFusionError {
+    let message = e.to_string();
+    if message.to_lowercase().contains("concurrent") || message.contains("conflict") {
+        let first = message.lines().next().unwrap_or_default();
+        return DataFusionError::Execution(format!(
+            "Delta table {uri}: write conflict: another writer committed after version {read_version}, \
+             which this statement read, and changed files it depends on ({first}). Nothing was written; \
+             run the statement again"
+        ));
+    }
+    delta_err(uri, message)
+}

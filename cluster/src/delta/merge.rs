@@ -1,0 +1,349 @@
+//! `MERGE INTO target USING source ON cond WHEN [NOT] MATCHED [BY SOURCE] [AND c] THEN ...`: an upsert
+//! that rewrites only the target files holding matched rows.
+//!
+//! Pass 1 joins the whole target (with each row's file) to the source and counts, per file and per
+//! clause, the rows each clause will act on: that names the files to rewrite and gives Databricks'
+//! `num_updated_rows`, `num_deleted_rows` and `num_inserted_rows`. Pass 2 joins just those files to
+//! the source again and writes every row of them, updated, deleted, copied or inserted, as the
+//! first clause that applies says. The commit removes the files and adds the new ones.
+//!
+//! Several source rows matching one target row would update it twice (and write it twice). The
+//! first pass tells how many rows the rewritten files must hold if no target row matches twice; the
+//! commit refuses any other count, so that case fails with an error and writes nothing, as Delta
+//! on Spark does, without a per-row identifier in the files.
+
+use std::collections::HashMap;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::LogicalFileView;
+use deltalake::protocol::{DeltaOperation, MergePredicate};
+
+use super::DeltaTableProvider;
+use super::commit::Rewrite;
+use super::sql_text::{DmlOutcome, FILE_COLUMN, ScratchTable, ident};
+use super::update::commit_through;
+
+/// Which rows a clause applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeWhen {
+    /// A target row and a source row satisfying `ON`.
+    Matched,
+    /// A source row no target row matches (`WHEN NOT MATCHED [BY TARGET]`).
+    NotMatched,
+    /// A target row no source row matches.
+    NotMatchedBySource,
+}
+
+/// What a clause does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeAction {
+    /// `UPDATE SET column = expr, ...`
+    Update(Vec<(String, String)>),
+    /// `UPDATE SET *`: every target column from the source column of the same name.
+    UpdateAll,
+    /// `DELETE`
+    Delete,
+    /// `INSERT [(columns)] VALUES (exprs)`; no columns means all, in table order.
+    Insert {
+        /// Target columns named, or empty.
+        columns: Vec<String>,
+        /// One SQL expression per column.
+        values: Vec<String>,
+    },
+    /// `INSERT *`: every target column from the source column of the same name.
+    InsertAll,
+}
+
+/// One `WHEN` clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeClause {
+    /// The rows it applies to.
+    pub when: MergeWhen,
+    /// Its `AND` condition, as SQL.
+    pub condition: Option<String>,
+    /// What it does.
+    pub action: MergeAction,
+}
+
+/// A parsed `MERGE INTO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeSpec {
+    /// The target's name in the statement's expressions (its alias, or its name).
+    pub target_alias: String,
+    /// The source as a FROM item without alias: a table name or a parenthesized query.
+    pub source: String,
+    /// The source's name in the statement's expressions.
+    pub source_alias: String,
+    /// The `ON` condition, as SQL.
+    pub on: String,
+    /// The `WHEN` clauses, in order: the first that applies to a row acts on it.
+    pub clauses: Vec<MergeClause>,
+}
+
+/// The row markers the joins carry, telling matched pairs from one-sided rows.
+const TARGET_MARK: &str = "__bb_t";
+const SOURCE_MARK: &str = "__bb_s";
+
+/// Runs a MERGE into `table` (pinned at the version read) through the cluster.
+pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &MergeSpec) -> Result<DmlOutcome> {
+    if spec.clauses.is_empty() {
+        return Err(DataFusionError::Plan("MERGE needs at least one WHEN clause".into()));
+    }
+    let source_columns: Vec<String> = ctx
+        .sql(&format!("SELECT * FROM {} AS __bb_src", spec.source))
+        .await?
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let outputs = clause_outputs(table, spec, &source_columns)?;
+    let has_insert = spec.clauses.iter().any(|c| c.when == MergeWhen::NotMatched);
+    let by_source = spec.clauses.iter().any(|c| c.when == MergeWhen::NotMatchedBySource);
+    let t = &spec.target_alias;
+    let s = &spec.source_alias;
+    let case = clause_case(spec);
+    let source = format!("(SELECT *, true AS {} FROM {} AS __bb_src) AS {s}", ident(SOURCE_MARK), spec.source);
+
+    // Pass 1: per file, clause and matched-ness, how many rows.
+    let scan = ScratchTable::register(ctx, std::sync::Arc::new(table.clone().with_file_column(FILE_COLUMN)))?;
+    let join = if by_source { "FULL" } else if has_insert { "RIGHT" } else { "INNER" };
+    let sql = format!(
+        "SELECT {t}.{f}, {case} AS c, {s}.{sm} IS NOT NULL AND {t}.{tm} IS NOT NULL AS m, count(*) AS n \
+         FROM (SELECT *, true AS {tm} FROM {}) AS {t} {join} JOIN {source} ON {on} GROUP BY 1, 2, 3",
+        scan.sql_name(),
+        f = ident(FILE_COLUMN),
+        tm = ident(TARGET_MARK),
+        sm = ident(SOURCE_MARK),
+        on = spec.on,
+    );
+    let counts = pass_one_counts(&ctx.sql(&sql).await?.collect().await?)?;
+    drop(scan);
+
+    let files: HashMap<String, LogicalFileView> =
+        table.files().await?.into_iter().map(|f| (f.path().into_owned(), f)).collect();
+    let (mut updated, mut deleted, mut inserted) = (0u64, 0u64, 0u64);
+    let mut touched: HashMap<String, (LogicalFileView, u64)> = HashMap::new();
+    for (file, clause, matched, n) in &counts {
+        if *clause > 0 {
+            match &spec.clauses[*clause as usize - 1].action {
+                MergeAction::Update(_) | MergeAction::UpdateAll => updated += n,
+                MergeAction::Delete => deleted += n,
+                MergeAction::Insert { .. } | MergeAction::InsertAll => inserted += n,
+            }
+        }
+        // A file is rewritten when a clause acts on one of its rows, and, when the statement
+        // inserts, when any of its rows is matched: pass 2 then sees every match of every source
+        // row, so a source row it finds unmatched is unmatched in the whole table.
+        if let Some(file) = file {
+            if *clause > 0 || (*matched && has_insert) {
+                let view = files.get(file).cloned().ok_or_else(|| {
+                    DataFusionError::Internal(format!("file {file} is not in {} at the version read", table.spec().uri))
+                })?;
+                touched.entry(file.clone()).or_insert((view, 0)).1 += n;
+            }
+        }
+    }
+    if updated + deleted + inserted == 0 {
+        return Ok(DmlOutcome::default());
+    }
+    let expected_rows = touched
+        .values()
+        .map(|(f, _)| f.num_records().map(|n| n as u64))
+        .sum::<Option<u64>>()
+        .map(|rows| rows + inserted - deleted);
+
+    // Pass 2: the touched files joined to the source again, every row written as its clause says.
+    let rewrite = ScratchTable::register(
+        ctx,
+        std::sync::Arc::new(table.clone().restricted_to(touched.keys().cloned().collect())),
+    )?;
+    let join = if by_source || has_insert { "FULL" } else { "LEFT" };
+    let deletes: Vec<String> = spec
+        .clauses
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.action == MergeAction::Delete)
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
+    let drop_deleted = if deletes.is_empty() { String::new() } else { format!(" AND __bb_c NOT IN ({})", deletes.join(", ")) };
+    let names: Vec<String> = table.table_schema().fields().iter().map(|f| ident(f.name())).collect();
+    let sql = format!(
+        "SELECT {names} FROM (SELECT {outputs}, {case} AS __bb_c FROM (SELECT *, true AS {tm} FROM {}) AS {t} \
+         {join} JOIN {source} ON {on}) AS __bb_m WHERE __bb_c >= 0{drop_deleted}",
+        rewrite.sql_name(),
+        names = names.join(", "),
+        tm = ident(TARGET_MARK),
+        on = spec.on,
+    );
+    let df = ctx.sql(&sql).await?;
+    let metrics = HashMap::from([
+        ("numTargetRowsUpdated".to_string(), updated),
+        ("numTargetRowsDeleted".to_string(), deleted),
+        ("numTargetRowsInserted".to_string(), inserted),
+        ("numTargetFilesRemoved".to_string(), touched.len() as u64),
+    ]);
+    let operation = DeltaOperation::Merge {
+        predicate: None,
+        merge_predicate: Some(spec.on.clone()),
+        matched_predicates: predicates(spec, MergeWhen::Matched),
+        not_matched_predicates: predicates(spec, MergeWhen::NotMatched),
+        not_matched_by_source_predicates: predicates(spec, MergeWhen::NotMatchedBySource),
+    };
+    let removes = touched.values().map(|(f, _)| f.remove_action(true)).collect();
+    let version = commit_through(
+        table,
+        df,
+        Rewrite { removes, operation, expected_rows, data_change: true, metrics },
+    )
+    .await?;
+    Ok(DmlOutcome {
+        affected: updated + deleted + inserted,
+        updated,
+        deleted,
+        inserted,
+        files_removed: touched.len() as u64,
+        version: Some(version),
+    })
+}
+
+/// `CASE` giving each joined row the number of the first clause that applies (1-based), 0 for a
+/// target row no clause changes (copied), -1 for a source row no clause inserts (dropped).
+fn clause_case(spec: &MergeSpec) -> String {
+    let t = format!("{}.{}", spec.target_alias, ident(TARGET_MARK));
+    let s = format!("{}.{}", spec.source_alias, ident(SOURCE_MARK));
+    let branch = |when: MergeWhen, otherwise: i64| {
+        let arms: Vec<String> = spec
+            .clauses
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.when == when)
+            .map(|(i, c)| format!("WHEN {} THEN {}", c.condition.as_deref().map(|c| format!("coalesce(({c}), false)")).unwrap_or("true".into()), i + 1))
+            .collect();
+        if arms.is_empty() { otherwise.to_string() } else { format!("CASE {} ELSE {otherwise} END", arms.join(" ")) }
+    };
+    format!(
+        "(CASE WHEN {t} IS NOT NULL AND {s} IS NOT NULL THEN {} WHEN {t} IS NOT NULL THEN {} ELSE {} END)",
+        branch(MergeWhen::Matched, 0),
+        branch(MergeWhen::NotMatchedBySource, 0),
+        branch(MergeWhen::NotMatched, -1)
+    )
+}
+
+/// One output expression per target column: `CASE <clause> WHEN k THEN <its value> ... ELSE <as is>`.
+fn clause_outputs(table: &DeltaTableProvider, spec: &MergeSpec, source_columns: &[String]) -> Result<String> {
+    let schema = table.table_schema();
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let known = |c: &String| -> Result<()> {
+        if columns.contains(c) {
+            Ok(())
+        } else {
+            Err(DataFusionError::Plan(format!(
+                "MERGE sets column '{c}', which the target {} does not have (columns: {})",
+                table.spec().uri,
+                columns.join(", ")
+            )))
+        }
+    };
+    let from_source = |c: &String| -> Result<String> {
+        if source_columns.contains(c) {
+            Ok(format!("{}.{}", spec.source_alias, ident(c)))
+        } else {
+            Err(DataFusionError::Plan(format!(
+                "UPDATE SET * / INSERT * needs a source column '{c}' for every target column; the source has {}",
+                source_columns.join(", ")
+            )))
+        }
+    };
+    // Per clause, the value of each column it writes.
+    let mut values: Vec<HashMap<String, String>> = Vec::new();
+    for clause in &spec.clauses {
+        let mut v = HashMap::new();
+        match &clause.action {
+            MergeAction::Update(assignments) => {
+                for (c, e) in assignments {
+                    known(c)?;
+                    v.insert(c.clone(), format!("({e})"));
+                }
+            }
+            MergeAction::UpdateAll | MergeAction::InsertAll => {
+                for c in &columns {
+                    v.insert(c.clone(), from_source(c)?);
+                }
+            }
+            MergeAction::Delete => {}
+            MergeAction::Insert { columns: named, values: exprs } => {
+                let named = if named.is_empty() { columns.clone() } else { named.clone() };
+                if named.len() != exprs.len() {
+                    return Err(DataFusionError::Plan(format!(
+                        "MERGE INSERT names {} columns but gives {} values",
+                        named.len(),
+                        exprs.len()
+                    )));
+                }
+                for (c, e) in named.iter().zip(exprs) {
+                    known(c)?;
+                    v.insert(c.clone(), format!("({e})"));
+                }
+                for c in &columns {
+                    v.entry(c.clone()).or_insert_with(|| "NULL".to_string());
+                }
+            }
+        }
+        values.push(v);
+    }
+    let case = clause_case(spec);
+    Ok(columns
+        .iter()
+        .map(|c| {
+            let arms: Vec<String> = values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.get(c).map(|e| format!("WHEN {} THEN {e}", i + 1)))
+                .collect();
+            let as_is = format!("{}.{}", spec.target_alias, ident(c));
+            if arms.is_empty() {
+                format!("{as_is} AS {}", ident(c))
+            } else {
+                format!("CASE {case} {} ELSE {as_is} END AS {}", arms.join(" "), ident(c))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+fn predicates(spec: &MergeSpec, when: MergeWhen) -> Vec<MergePredicate> {
+    spec.clauses
+        .iter()
+        .filter(|c| c.when == when)
+        .map(|c| MergePredicate {
+            action_type: match c.action {
+                MergeAction::Update(_) | MergeAction::UpdateAll => "update",
+                MergeAction::Delete => "delete",
+                MergeAction::Insert { .. } | MergeAction::InsertAll => "insert",
+            }
+            .to_string(),
+            predicate: c.condition.clone(),
+        })
+        .collect()
+}
+
+/// Reads pass 1's `(file, clause, matched, count)` rows.
+fn pass_one_counts(batches: &[arrow::array::RecordBatch]) -> Result<Vec<(Option<String>, i64, bool, u64)>> {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::Int64Type;
+    let mut out = Vec::new();
+    for batch in batches {
+        let files = batch.column(0).as_string::<i32>();
+        let clauses = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)?;
+        let clauses = clauses.as_primitive::<Int64Type>();
+        let matched = batch.column(2).as_boolean();
+        let counts = batch.column(3).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            let file = files.is_valid(i).then(|| files.value(i).to_string());
+            out.push((file, clauses.value(i), matched.is_valid(i) && matched.value(i), counts.value(i).max(0) as u64));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,203 @@
+//! `UPDATE t SET ... WHERE ...` and `DELETE FROM t WHERE ...` as copy-on-write rewrites of only
+//! the files that hold affected rows.
+//!
+//! Two passes through the cluster, as Delta on Spark does: the first reads the predicate's columns
+//! from the files statistics cannot rule out, and counts matching rows per file (each row knows its
+//! file through the scan's file column); the second rewrites just those files, and the commit
+//! removes them and adds the new ones. A DELETE that matches every row of a file removes the file
+//! without rewriting it. Nothing matching means nothing is committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use datafusion::catalog::TableProvider;
+use datafusion::common::{DataFusionError, Result, TableReference};
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::LogicalFileView;
+use deltalake::protocol::DeltaOperation;
+
+use super::DeltaTableProvider;
+use super::commit::Rewrite;
+use super::sql_text::{DmlOutcome, FILE_COLUMN, ScratchTable, ident};
+
+/// `DELETE FROM <table> AS <alias> [WHERE predicate]`; `predicate` is SQL over the table's columns.
+pub async fn delete(ctx: &SessionContext, table: &DeltaTableProvider, alias: &str, predicate: Option<&str>) -> Result<DmlOutcome> {
+    let matched = matching_files(ctx, table, alias, predicate).await?;
+    let deleted: u64 = matched.values().map(|(_, n)| n).sum();
+    if deleted == 0 {
+        return Ok(DmlOutcome::default());
+    }
+    // Files whose every row goes are removed without being read again.
+    let rewrite: Vec<String> =
+        matched.iter().filter(|(_, (file, n))| file.num_records() != Some(*n as usize)).map(|(p, _)| p.clone()).collect();
+    let kept = expected_rows(&matched, &rewrite, |n| n);
+    let keep = match predicate {
+        Some(p) => format!("WHERE NOT coalesce(({p}), false)"),
+        None => "WHERE false".to_string(),
+    };
+    let columns = select_list(table, alias, |_| None);
+    let metrics = HashMap::from([("numDeletedRows".to_string(), deleted)]);
+    let operation = DeltaOperation::Delete { predicate: None };
+    let version = rewrite_files(ctx, table, alias, &matched, rewrite, &format!("SELECT {columns}"), &keep, kept, operation, metrics).await?;
+    Ok(DmlOutcome { affected: deleted, deleted, files_removed: matched.len() as u64, version: Some(version), ..Default::default() })
+}
+
+/// `UPDATE <table> AS <alias> SET column = expr, ... [WHERE predicate]`.
+pub async fn update(
+    ctx: &SessionContext,
+    table: &DeltaTableProvider,
+    alias: &str,
+    assignments: &[(String, String)],
+    predicate: Option<&str>,
+) -> Result<DmlOutcome> {
+    let schema = table.table_schema();
+    for (column, _) in assignments {
+        if schema.field_with_name(column).is_err() {
+            return Err(DataFusionError::Plan(format!(
+                "UPDATE sets column '{column}', which {} does not have (columns: {})",
+                table.spec().uri,
+                schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let matched = matching_files(ctx, table, alias, predicate).await?;
+    let updated: u64 = matched.values().map(|(_, n)| n).sum();
+    if updated == 0 {
+        return Ok(DmlOutcome::default());
+    }
+    let rewrite: Vec<String> = matched.keys().cloned().collect();
+    let rows = expected_rows(&matched, &rewrite, |_| 0);
+    let when = predicate.map(|p| format!("coalesce(({p}), false)")).unwrap_or_else(|| "true".into());
+    let columns = select_list(table, alias, |name| {
+        assignments.iter().find(|(c, _)| c == name).map(|(_, e)| format!("CASE WHEN {when} THEN ({e}) ELSE {}.{} END", alias, ident(name)))
+    });
+    let metrics = HashMap::from([("numUpdatedRows".to_string(), updated)]);
+    let operation = DeltaOperation::Update { predicate: None };
+    let version = rewrite_files(ctx, table, alias, &matched, rewrite, &format!("SELECT {columns}"), "", rows, operation, metrics).await?;
+    Ok(DmlOutcome { affected: updated, updated, files_removed: matched.len() as u64, version: Some(version), ..Default::default() })
+}
+
+/// The table's columns as a select list, each either as it is or as `replace` gives it.
+pub(crate) fn select_list(table: &DeltaTableProvider, alias: &str, replace: impl Fn(&str) -> Option<String>) -> String {
+    table
+        .table_schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            match replace(name) {
+                Some(expr) => format!("{expr} AS {}", ident(name)),
+                None => format!("{alias}.{}", ident(name)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Files holding rows that match `predicate` (every file when there is none), with their counts.
+async fn matching_files(
+    ctx: &SessionContext,
+    table: &DeltaTableProvider,
+    alias: &str,
+    predicate: Option<&str>,
+) -> Result<HashMap<String, (LogicalFileView, u64)>> {
+    let files: HashMap<String, LogicalFileView> = table.files().await?.into_iter().map(|f| (f.path().into_owned(), f)).collect();
+    let counts: Vec<(String, u64)> = match predicate {
+        None if files.values().all(|f| f.num_records().is_some()) => {
+            files.iter().map(|(p, f)| (p.clone(), f.num_records().unwrap_or(0) as u64)).collect()
+        }
+        _ => {
+            let scan = ScratchTable::register(ctx, Arc::new(table.clone().with_file_column(FILE_COLUMN)))?;
+            let filter = predicate.map(|p| format!("WHERE {p}")).unwrap_or_default();
+            let sql = format!(
+                "SELECT {alias}.{f}, count(*) FROM {} AS {alias} {filter} GROUP BY 1",
+                scan.sql_name(),
+                f = ident(FILE_COLUMN)
+            );
+            file_counts(&ctx.sql(&sql).await?.collect().await?)?
+        }
+    };
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(path, n)| {
+            let file = files.get(&path).cloned().ok_or_else(|| {
+                DataFusionError::Internal(format!("file {path} is not in {} at the version read", table.spec().uri))
+            })?;
+            Ok((path, (file, n)))
+        })
+        .collect()
+}
+
+/// Reads `(file, count)` rows (Utf8, Int64) of a first pass.
+pub(crate) fn file_counts(batches: &[RecordBatch]) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let files = batch.column(0).as_string::<i32>();
+        let counts = batch.column(1).as_primitive::<Int64Type>();
+        for i in 0..batch.num_rows() {
+            if files.is_valid(i) {
+                out.push((files.value(i).to_string(), counts.value(i).max(0) as u64));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rows the rewritten files will hold: their rows minus `gone(matched count)` each; `None` when a
+/// file has no row count in the log.
+fn expected_rows(matched: &HashMap<String, (LogicalFileView, u64)>, rewrite: &[String], gone: impl Fn(u64) -> u64) -> Option<u64> {
+    rewrite
+        .iter()
+        .map(|p| {
+            let (file, n) = &matched[p];
+            file.num_records().map(|rows| rows as u64 - gone(*n))
+        })
+        .sum()
+}
+
+/// Runs `select ... FROM <the rewritten files> AS alias <filter>` into the table, committing the
+/// removal of every file in `removed` and the new files in one transaction; returns the version.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn rewrite_files(
+    ctx: &SessionContext,
+    table: &DeltaTableProvider,
+    alias: &str,
+    removed: &HashMap<String, (LogicalFileView, u64)>,
+    rewrite: Vec<String>,
+    select: &str,
+    filter: &str,
+    expected_rows: Option<u64>,
+    operation: DeltaOperation,
+    metrics: HashMap<String, u64>,
+) -> Result<u64> {
+    let source = ScratchTable::register(ctx, Arc::new(table.clone().restricted_to(rewrite)))?;
+    let df = ctx.sql(&format!("{select} FROM {} AS {alias} {filter}", source.sql_name())).await?;
+    let removes = removed.values().map(|(f, _)| f.remove_action(true)).collect();
+    let rewrite = Rewrite { removes, operation, expected_rows, data_change: true, metrics };
+    commit_through(table, df, rewrite).await
+}
+
+/// Writes `df` into `table` as a rewrite and returns the committed version.
+pub(crate) async fn commit_through(table: &DeltaTableProvider, df: DataFrame, rewrite: Rewrite) -> Result<u64> {
+    let target: Arc<dyn TableProvider> = Arc::new(table.clone().with_rewrite(rewrite));
+    // The write runs with the DataFrame's own session state (OPTIMIZE sets its parallelism there).
+    let (state, plan) = df.into_parts();
+    let plan = LogicalPlanBuilder::insert_into(
+        plan,
+        TableReference::bare("target"),
+        provider_as_source(target),
+        InsertOp::Append,
+    )?
+    .build()?;
+    DataFrame::new(state, plan).collect().await?;
+    // The commit ran on an executor; the new version is the latest one this writer can know of.
+    let latest = super::load_table(&table.spec().uri, None).await?;
+    Ok(latest.version().unwrap_or_default() as u64)
+}

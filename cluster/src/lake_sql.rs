@@ -1,0 +1,336 @@
+//! The lake's own SQL statements, which DataFusion does not plan: `UPDATE`, `DELETE`, `MERGE INTO`,
+//! `OPTIMIZE`, `VACUUM`, `DESCRIBE HISTORY` and `RESTORE TABLE`, in Databricks' syntax, each run
+//! by its verb in [`crate::delta`] and answered with a one-row (or per-commit) result.
+//!
+//! `UPDATE`, `DELETE` and `MERGE` are parsed with DataFusion's SQL parser; their expressions are
+//! kept as SQL text and planned by DataFusion inside the verbs' queries, so they mean what they
+//! mean in any other query. The others are simple enough for patterns.
+
+use std::sync::LazyLock;
+
+use anyhow::{Context, Result, bail};
+use datafusion::dataframe::DataFrame;
+use datafusion::sql::sqlparser::ast::{
+    self, AssignmentTarget, FromTable, MergeInsertKind, ObjectName, ObjectNamePart, TableFactor,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use regex::Regex;
+
+use crate::delta::merge::{MergeAction, MergeClause, MergeSpec, MergeWhen};
+use crate::delta::sql_text::{string, values_table};
+use crate::delta::{DeltaTableProvider, history, merge, optimize, update, vacuum};
+use crate::lake_catalog::TableFormat;
+use crate::session::BackbeatSession;
+
+/// A lake statement, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LakeStatement {
+    /// `UPDATE t [AS a] SET c = e, ... [WHERE p]`
+    Update {
+        /// Lake table name.
+        table: String,
+        /// The name expressions use for it.
+        alias: String,
+        /// `(column, expression)` pairs.
+        assignments: Vec<(String, String)>,
+        /// The `WHERE` predicate.
+        predicate: Option<String>,
+    },
+    /// `DELETE FROM t [AS a] [WHERE p]`
+    Delete {
+        /// Lake table name.
+        table: String,
+        /// The name expressions use for it.
+        alias: String,
+        /// The `WHERE` predicate.
+        predicate: Option<String>,
+    },
+    /// `MERGE INTO t USING s ON c WHEN ...`
+    Merge {
+        /// Lake table name of the target.
+        table: String,
+        /// The rest of the statement.
+        spec: MergeSpec,
+    },
+    /// `OPTIMIZE t [WHERE p]`
+    Optimize {
+        /// Lake table name.
+        table: String,
+        /// Predicate over partition columns.
+        predicate: Option<String>,
+    },
+    /// `VACUUM t [RETAIN n HOURS] [DRY RUN]`
+    Vacuum {
+        /// Lake table name.
+        table: String,
+        /// Retention in hours.
+        retain_hours: Option<u64>,
+        /// List, do not delete.
+        dry_run: bool,
+    },
+    /// `DESCRIBE HISTORY t [LIMIT n]`
+    History {
+        /// Lake table name.
+        table: String,
+        /// Newest commits to show.
+        limit: Option<usize>,
+    },
+    /// `SET backbeat.vacuum.retention_check = false`: lets this session's VACUUM keep less than
+    /// the table's retention (Databricks' `retentionDurationCheck.enabled`).
+    RetentionCheck(bool),
+    /// `RESTORE [TABLE] t TO VERSION AS OF n`
+    Restore {
+        /// Lake table name.
+        table: String,
+        /// The version whose data to restore.
+        version: u64,
+    },
+}
+
+const NAME: &str = r#"("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_.]*)"#;
+
+static OPTIMIZE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"(?is)^\s*OPTIMIZE\s+{NAME}(?:\s+WHERE\s+(.+?))?\s*$")).expect("static regex"));
+static VACUUM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?is)^\s*VACUUM\s+{NAME}(?:\s+RETAIN\s+(\d+)\s+HOURS?)?(\s+DRY\s+RUN)?\s*$")).expect("static regex")
+});
+static HISTORY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"(?is)^\s*DESCRIBE\s+HISTORY\s+{NAME}(?:\s+LIMIT\s+(\d+))?\s*$")).expect("static regex"));
+static RESTORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"(?is)^\s*RESTORE\s+(?:TABLE\s+)?{NAME}\s+TO\s+VERSION\s+AS\s+OF\s+(\d+)\s*$")).expect("static regex")
+});
+static RETENTION_CHECK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*SET\s+backbeat\.vacuum\.retention_check\s*=\s*'?(true|false)'?\s*$").expect("static regex")
+});
+static DML: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?is)^\s*(UPDATE|DELETE|MERGE)\s").expect("static regex"));
+static UPDATE_ALL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bUPDATE\s+SET\s+\*").expect("static regex"));
+static INSERT_ALL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bINSERT\s+\*").expect("static regex"));
+
+/// The placeholder `UPDATE SET *` is parsed as (the generic dialect has no `SET *`).
+const ALL_COLUMNS: &str = "__bb_all_columns";
+
+/// Recognises a lake statement; `None` for anything DataFusion plans itself.
+pub fn parse(sql: &str) -> Result<Option<LakeStatement>> {
+    if let Some(c) = OPTIMIZE.captures(sql) {
+        return Ok(Some(LakeStatement::Optimize { table: unquote(&c[1]), predicate: c.get(2).map(|m| m.as_str().to_string()) }));
+    }
+    if let Some(c) = VACUUM.captures(sql) {
+        let retain_hours = c.get(2).map(|m| m.as_str().parse()).transpose().context("VACUUM RETAIN hours")?;
+        return Ok(Some(LakeStatement::Vacuum { table: unquote(&c[1]), retain_hours, dry_run: c.get(3).is_some() }));
+    }
+    if let Some(c) = HISTORY.captures(sql) {
+        let limit = c.get(2).map(|m| m.as_str().parse()).transpose().context("DESCRIBE HISTORY LIMIT")?;
+        return Ok(Some(LakeStatement::History { table: unquote(&c[1]), limit }));
+    }
+    if let Some(c) = RESTORE.captures(sql) {
+        return Ok(Some(LakeStatement::Restore { table: unquote(&c[1]), version: c[2].parse().context("RESTORE version")? }));
+    }
+    if let Some(c) = RETENTION_CHECK.captures(sql) {
+        return Ok(Some(LakeStatement::RetentionCheck(c[1].eq_ignore_ascii_case("true"))));
+    }
+    if !DML.is_match(sql) {
+        return Ok(None);
+    }
+    let text = UPDATE_ALL.replace_all(sql, format!("UPDATE SET {ALL_COLUMNS} = 1")).into_owned();
+    let text = INSERT_ALL.replace_all(&text, "INSERT ROW").into_owned();
+    let mut statements = Parser::parse_sql(&GenericDialect {}, &text).with_context(|| format!("cannot parse: {sql}"))?;
+    let [statement] = statements.as_mut_slice() else { bail!("expected one statement, got {}", statements.len()) };
+    Ok(Some(match statement {
+        ast::Statement::Update(u) => {
+            if u.from.is_some() || !u.table.joins.is_empty() {
+                bail!("UPDATE ... FROM is not supported; write it as MERGE INTO ... USING ... WHEN MATCHED THEN UPDATE");
+            }
+            let (table, alias) = target(&u.table.relation)?;
+            let assignments = u.assignments.iter().map(assignment).collect::<Result<_>>()?;
+            LakeStatement::Update { table, alias, assignments, predicate: u.selection.as_ref().map(|e| e.to_string()) }
+        }
+        ast::Statement::Delete(d) => {
+            let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
+            let [only] = from.as_slice() else { bail!("DELETE takes one table") };
+            if d.using.is_some() || !only.joins.is_empty() {
+                bail!("DELETE ... USING is not supported; write it as MERGE INTO ... WHEN MATCHED THEN DELETE");
+            }
+            let (table, alias) = target(&only.relation)?;
+            LakeStatement::Delete { table, alias, predicate: d.selection.as_ref().map(|e| e.to_string()) }
+        }
+        ast::Statement::Merge(m) => {
+            let (table, target_alias) = target(&m.table)?;
+            let (source, source_alias) = match &m.source {
+                TableFactor::Table { name, alias, .. } => {
+                    (name.to_string(), alias.as_ref().map(|a| a.name.to_string()).unwrap_or_else(|| last_part(name)))
+                }
+                TableFactor::Derived { subquery, alias: Some(alias), .. } => (format!("({subquery})"), alias.name.to_string()),
+                other => bail!("MERGE ... USING {other}: the source must be a table or an aliased (subquery)"),
+            };
+            let clauses = m.clauses.iter().map(merge_clause).collect::<Result<_>>()?;
+            LakeStatement::Merge { table, spec: MergeSpec { target_alias, source, source_alias, on: m.on.to_string(), clauses } }
+        }
+        other => bail!("not a lake statement: {other}"),
+    }))
+}
+
+fn merge_clause(c: &ast::MergeClause) -> Result<MergeClause> {
+    let when = match c.clause_kind {
+        ast::MergeClauseKind::Matched => MergeWhen::Matched,
+        ast::MergeClauseKind::NotMatched | ast::MergeClauseKind::NotMatchedByTarget => MergeWhen::NotMatched,
+        ast::MergeClauseKind::NotMatchedBySource => MergeWhen::NotMatchedBySource,
+    };
+    let action = match &c.action {
+        ast::MergeAction::Update(u) => {
+            let assignments: Vec<(String, String)> = u.assignments.iter().map(assignment).collect::<Result<_>>()?;
+            if assignments.iter().any(|(c, _)| c == ALL_COLUMNS) {
+                MergeAction::UpdateAll
+            } else {
+                MergeAction::Update(assignments)
+            }
+        }
+        ast::MergeAction::Delete { .. } => MergeAction::Delete,
+        ast::MergeAction::Insert(i) => match &i.kind {
+            MergeInsertKind::Row => MergeAction::InsertAll,
+            MergeInsertKind::Values(values) => {
+                let [row] = values.rows.as_slice() else { bail!("MERGE INSERT VALUES takes one row") };
+                MergeAction::Insert {
+                    columns: i.columns.iter().map(last_part).collect(),
+                    values: row.content.iter().map(|e| e.to_string()).collect(),
+                }
+            }
+        },
+    };
+    if when == MergeWhen::NotMatched && !matches!(action, MergeAction::Insert { .. } | MergeAction::InsertAll) {
+        bail!("WHEN NOT MATCHED can only INSERT");
+    }
+    if when != MergeWhen::NotMatched && matches!(action, MergeAction::Insert { .. } | MergeAction::InsertAll) {
+        bail!("only WHEN NOT MATCHED can INSERT");
+    }
+    Ok(MergeClause { when, condition: c.predicate.as_ref().map(|e| e.to_string()), action })
+}
+
+fn assignment(a: &ast::Assignment) -> Result<(String, String)> {
+    match &a.target {
+        AssignmentTarget::ColumnName(name) => Ok((last_part(name), a.value.to_string())),
+        AssignmentTarget::Tuple(_) => bail!("SET (a, b) = ... is not supported; assign columns one by one"),
+    }
+}
+
+/// The lake table a statement writes, and the name its expressions use for it.
+fn target(factor: &TableFactor) -> Result<(String, String)> {
+    let TableFactor::Table { name, alias, .. } = factor else { bail!("the target must be a lake table, not {factor}") };
+    let parts: Vec<String> = name.0.iter().map(part).collect();
+    if parts.len() > 1 && parts[..parts.len() - 1] != ["public"] && parts[..parts.len() - 1] != ["datafusion", "public"] {
+        bail!("'{name}' is not a lake table (lake tables are in the default schema, 'public')");
+    }
+    let alias = alias.as_ref().map(|a| a.name.to_string()).unwrap_or_else(|| name.0.last().map(|p| p.to_string()).unwrap_or_default());
+    Ok((last_part(name), alias))
+}
+
+/// An identifier as DataFusion resolves it: unquoted ones fold to lower case.
+fn part(p: &ObjectNamePart) -> String {
+    match p {
+        ObjectNamePart::Identifier(i) if i.quote_style.is_some() => i.value.clone(),
+        ObjectNamePart::Identifier(i) => i.value.to_lowercase(),
+        other => other.to_string(),
+    }
+}
+
+fn last_part(name: &ObjectName) -> String {
+    name.0.last().map(part).unwrap_or_default()
+}
+
+fn unquote(raw: &str) -> String {
+    match raw.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => raw.rsplit('.').next().unwrap_or(raw).to_lowercase(),
+    }
+}
+
+/// Runs a lake statement; the result is a DataFrame of its report.
+pub async fn execute(session: &BackbeatSession, statement: LakeStatement) -> Result<DataFrame> {
+    let ctx = session.context();
+    let open = |table: &str| {
+        let table = table.to_string();
+        async move {
+            match session.lake().table_format(&table) {
+                Some(TableFormat::Delta) => {}
+                Some(TableFormat::Parquet) => bail!("'{table}' is a Parquet directory; only Delta tables can be changed"),
+                None => bail!("no lake table '{table}' (see SHOW TABLES)"),
+            }
+            let url = session.lake().table_url(&table)?;
+            anyhow::Ok((DeltaTableProvider::open(&url, None).await?, url))
+        }
+    };
+    Ok(match statement {
+        LakeStatement::Update { table, alias, assignments, predicate } => {
+            let (provider, _) = open(&table).await?;
+            let outcome = update::update(ctx, &provider, &alias, &assignments, predicate.as_deref())
+                .await
+                .with_context(|| format!("UPDATE {table}"))?;
+            outcome.to_dataframe(ctx).await?
+        }
+        LakeStatement::Delete { table, alias, predicate } => {
+            let (provider, _) = open(&table).await?;
+            let outcome = update::delete(ctx, &provider, &alias, predicate.as_deref()).await.with_context(|| format!("DELETE FROM {table}"))?;
+            outcome.to_dataframe(ctx).await?
+        }
+        LakeStatement::Merge { table, spec } => {
+            let (provider, _) = open(&table).await?;
+            let outcome = merge::merge(ctx, &provider, &spec).await.with_context(|| format!("MERGE INTO {table}"))?;
+            outcome.to_dataframe(ctx).await?
+        }
+        LakeStatement::Optimize { table, predicate } => {
+            let (provider, _) = open(&table).await?;
+            let o = optimize::optimize(ctx, &provider, predicate.as_deref()).await.with_context(|| format!("OPTIMIZE {table}"))?;
+            ctx.sql(&format!(
+                "SELECT arrow_cast({}, 'Int64') AS num_files_removed, arrow_cast({}, 'Int64') AS num_partitions_optimized, \
+                 arrow_cast({}, 'Int64') AS version",
+                o.files_removed,
+                o.partitions,
+                o.version.map_or("NULL".to_string(), |v| v.to_string())
+            ))
+            .await?
+        }
+        LakeStatement::Vacuum { table, retain_hours, dry_run } => {
+            let (_, url) = open(&table).await?;
+            let force = !session.retention_check();
+            let outcome = vacuum::vacuum(url.as_str(), retain_hours, dry_run, force).await.with_context(|| format!("VACUUM {table}"))?;
+            let rows: Vec<Vec<String>> = outcome.files.iter().map(|f| vec![string(f)]).collect();
+            ctx.sql(&values_table(&["path"], &rows)).await?
+        }
+        LakeStatement::History { table, limit } => {
+            let (_, url) = open(&table).await?;
+            let entries = history::history(url.as_str(), limit).await.with_context(|| format!("DESCRIBE HISTORY {table}"))?;
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        format!("arrow_cast({}, 'Int64')", e.version),
+                        e.timestamp.map_or("NULL".into(), |t| format!("to_timestamp_millis({t})")),
+                        string(&e.operation),
+                        string(&e.parameters),
+                        string(&e.metrics),
+                        e.read_version.map_or("arrow_cast(NULL, 'Int64')".into(), |v| format!("arrow_cast({v}, 'Int64')")),
+                    ]
+                })
+                .collect();
+            ctx.sql(&values_table(
+                &["version", "timestamp", "operation", "operation_parameters", "operation_metrics", "read_version"],
+                &rows,
+            ))
+            .await?
+        }
+        LakeStatement::RetentionCheck(on) => {
+            session.set_retention_check(on);
+            ctx.sql(&format!("SELECT {on} AS retention_check")).await?
+        }
+        LakeStatement::Restore { table, version } => {
+            let (_, url) = open(&table).await?;
+            let o = history::restore(url.as_str(), version).await.with_context(|| format!("RESTORE TABLE {table}"))?;
+            ctx.sql(&format!(
+                "SELECT arrow_cast({}, 'Int64') AS version, arrow_cast({}, 'Int64') AS num_removed_files, \
+                 arrow_cast({}, 'Int64') AS num_restored_files",
+                o.version, o.files_removed, o.files_restored
+            ))
+            .await?
+        }
+    })
+}
