@@ -334,3 +334,48 @@ pub async fn execute(session: &BackbeatSession, statement: LakeStatement) -> Res
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_with_star_clauses_and_a_subquery_source_parses() {
+        let sql = "MERGE INTO Orders AS t USING (SELECT * FROM changes WHERE day = 3) AS s ON t.id = s.id \
+                   WHEN MATCHED AND s.op = 'd' THEN DELETE WHEN MATCHED THEN UPDATE SET * \
+                   WHEN NOT MATCHED THEN INSERT * WHEN NOT MATCHED BY SOURCE THEN UPDATE SET flag = true";
+        let Some(LakeStatement::Merge { table, spec }) = parse(sql).unwrap() else { panic!("not a merge") };
+        assert_eq!(table, "orders");
+        assert_eq!((spec.target_alias.as_str(), spec.source_alias.as_str()), ("t", "s"));
+        assert!(spec.source.starts_with("(SELECT"));
+        let actions: Vec<_> = spec.clauses.iter().map(|c| (c.when, c.action.clone())).collect();
+        assert_eq!(
+            actions,
+            vec![
+                (MergeWhen::Matched, MergeAction::Delete),
+                (MergeWhen::Matched, MergeAction::UpdateAll),
+                (MergeWhen::NotMatched, MergeAction::InsertAll),
+                (MergeWhen::NotMatchedBySource, MergeAction::Update(vec![("flag".into(), "true".into())])),
+            ]
+        );
+        assert_eq!(spec.clauses[0].condition.as_deref(), Some("s.op = 'd'"));
+    }
+
+    #[test]
+    fn maintenance_statements_parse_and_other_sql_passes_through() {
+        assert_eq!(
+            parse("VACUUM \"Mixed Case\" RETAIN 24 HOURS DRY RUN").unwrap(),
+            Some(LakeStatement::Vacuum { table: "Mixed Case".into(), retain_hours: Some(24), dry_run: true })
+        );
+        assert_eq!(
+            parse("optimize public.events where day >= '2024-01-01'").unwrap(),
+            Some(LakeStatement::Optimize { table: "events".into(), predicate: Some("day >= '2024-01-01'".into()) })
+        );
+        assert_eq!(parse("DESCRIBE HISTORY t LIMIT 5").unwrap(), Some(LakeStatement::History { table: "t".into(), limit: Some(5) }));
+        assert_eq!(parse("RESTORE TABLE t TO VERSION AS OF 3").unwrap(), Some(LakeStatement::Restore { table: "t".into(), version: 3 }));
+        assert_eq!(parse("SELECT * FROM updates").unwrap(), None);
+        assert_eq!(parse("DESCRIBE t").unwrap(), None);
+        assert!(parse("UPDATE t SET a = 1 FROM s WHERE t.id = s.id").unwrap_err().to_string().contains("MERGE"));
+        assert!(parse("MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN DELETE").is_err());
+    }
+}

@@ -242,12 +242,17 @@ impl BackbeatSession {
 fn check_shippable(df: &DataFrame) -> Result<()> {
     use datafusion::logical_expr::LogicalPlan;
     use datafusion_proto::logical_plan::AsLogicalPlan;
-    let plan = df.logical_plan();
-    if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::DescribeTable(_) | LogicalPlan::Explain(_)) {
+    if matches!(
+        df.logical_plan(),
+        LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) | LogicalPlan::DescribeTable(_) | LogicalPlan::Explain(_)
+    ) {
         return Ok(());
     }
+    // Ballista sends the optimized plan (subqueries decorrelated into joins, which is what makes
+    // `NOT EXISTS (...)` serializable); an optimizer error is left for the run to report.
+    let Ok(plan) = df.clone().into_optimized_plan() else { return Ok(()) };
     let codec = BackbeatLogicalCodec::default();
-    if let Err(e) = datafusion_proto::protobuf::LogicalPlanNode::try_from_logical_plan(plan, &codec) {
+    if let Err(e) = datafusion_proto::protobuf::LogicalPlanNode::try_from_logical_plan(&plan, &codec) {
         let message = e.to_string();
         let message = message.split(". This issue was likely caused by a bug").next().unwrap_or(&message);
         bail!("this query cannot run on the cluster: {message}");

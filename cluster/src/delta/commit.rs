@@ -240,28 +240,32 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
         (WriteMode::Append | WriteMode::Overwrite, None) => {
             return Err(DataFusionError::Plan(format!("Delta table {uri} does not exist")));
         }
-        (mode @ (WriteMode::Append | WriteMode::Overwrite), Some(read_version)) => {
+        (WriteMode::Append, Some(read_version)) if rewrite.is_none() => {
+            // Blind appends conflict with nothing: delta-rs retries them on newer versions.
             let table = load_table(uri, Some(read_version)).await?;
             let snapshot = table.snapshot().map_err(|e| delta_err(uri, e))?;
-            let mut actions = Vec::with_capacity(add_actions.len());
-            let operation = match (rewrite, mode) {
-                (Some(r), _) => {
-                    actions.extend(r.removes.iter().cloned().map(|mut remove| {
-                        remove.data_change = data_change;
-                        remove.deletion_timestamp = Some(chrono::Utc::now().timestamp_millis());
-                        Action::Remove(remove)
-                    }));
-                    r.operation.clone()
-                }
-                (None, WriteMode::Append) => DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None },
-                (None, _) => {
-                    actions.extend(
-                        snapshot.snapshot().log_data().iter().map(|f| Action::Remove(f.remove_action(true))),
-                    );
-                    DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by, predicate: None }
-                }
+            let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by, predicate: None };
+            CommitBuilder::default()
+                .with_actions(add_actions)
+                .build(Some(snapshot), table.log_store(), operation)
+                .await
+                .map_err(|e| commit_err(uri, read_version, e))?
+                .version() as u64
+        }
+        (_, Some(read_version)) => {
+            let read = load_table(uri, Some(read_version)).await?;
+            let read_files: Vec<Remove> = read
+                .snapshot()
+                .map_err(|e| delta_err(uri, e))?
+                .snapshot()
+                .log_data()
+                .iter()
+                .map(|f| f.remove_action(data_change))
+                .collect();
+            let (removes, operation) = match rewrite {
+                Some(r) => (r.removes.clone(), r.operation.clone()),
+                None => (read_files.clone(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by, predicate: None }),
             };
-            actions.extend(add_actions);
             let metrics: HashMap<String, serde_json::Value> = rewrite
                 .map(|r| {
                     let metrics: serde_json::Map<String, serde_json::Value> =
@@ -269,17 +273,80 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
                     HashMap::from([("operationMetrics".to_string(), serde_json::Value::Object(metrics))])
                 })
                 .unwrap_or_default();
-            CommitBuilder::default()
-                .with_actions(actions)
-                .with_app_metadata(metrics)
-                .build(Some(snapshot), table.log_store(), operation)
-                .await
-                .map_err(|e| commit_err(uri, read_version, e))?
-                .version() as u64
+            commit_rewrite(uri, read_version, &read_files, removes, add_actions, operation, metrics).await?
         }
     };
     tracing::info!(table = %uri, version, files, rows, "committed Delta write");
     Ok(CommitOutcome { rows, version })
+}
+
+/// Commits a rewrite (UPDATE, DELETE, MERGE, OPTIMIZE, overwrite) under backbeat's own conflict
+/// check rather than delta-rs's: delta-rs 1.1 ignores removes with `dataChange=false`, so a DELETE
+/// racing an OPTIMIZE that had packed the same file would commit, and the packed file would bring
+/// the deleted rows back (and keep every other row of the file twice).
+///
+/// The check, against the latest version: every file this commit removes must still be live; a
+/// MERGE that inserts also fails if any file appeared since it read (a concurrent insert of the
+/// same key would otherwise be duplicated). The commit then goes in on top of exactly that version
+/// with no delta-rs retries; if another commit slipped in meanwhile, the check runs again.
+async fn commit_rewrite(
+    uri: &str,
+    read_version: u64,
+    read_files: &[Remove],
+    removes: Vec<Remove>,
+    adds: Vec<Action>,
+    operation: DeltaOperation,
+    app_metadata: HashMap<String, serde_json::Value>,
+) -> Result<u64> {
+    let inserts = matches!(&operation, DeltaOperation::Merge { not_matched_predicates, .. } if !not_matched_predicates.is_empty());
+    let read: std::collections::HashSet<&str> = read_files.iter().map(|r| r.path.as_str()).collect();
+    let now = chrono::Utc::now().timestamp_millis();
+    let data_change = operation.changes_data();
+    for _attempt in 0..10 {
+        let latest = load_table(uri, None).await?;
+        let state = latest.snapshot().map_err(|e| delta_err(uri, e))?;
+        let live: std::collections::HashSet<String> =
+            state.snapshot().log_data().iter().map(|f| f.remove_action(true).path).collect();
+        if let Some(gone) = removes.iter().find(|r| !live.contains(&r.path)) {
+            return Err(conflict(uri, read_version, &format!("file {} was removed by another commit", gone.path)));
+        }
+        if inserts {
+            if let Some(new) = live.iter().find(|p| !read.contains(p.as_str())) {
+                return Err(conflict(uri, read_version, &format!("file {new} was added by another commit")));
+            }
+        }
+        let mut actions: Vec<Action> = removes
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.data_change = data_change;
+                r.deletion_timestamp = Some(now);
+                Action::Remove(r)
+            })
+            .collect();
+        actions.extend(adds.iter().cloned());
+        let result = CommitBuilder::default()
+            .with_actions(actions)
+            .with_app_metadata(app_metadata.clone())
+            .with_max_retries(0)
+            .build(Some(state), latest.log_store(), operation.clone())
+            .await;
+        match result {
+            Ok(done) => return Ok(done.version() as u64),
+            Err(e) if e.to_string().contains("existing table version") || e.to_string().contains("Failed to commit transaction: 0") => {
+                tracing::debug!(table = uri, "another commit landed during the check; checking again");
+            }
+            Err(e) => return Err(commit_err(uri, read_version, e)),
+        }
+    }
+    Err(conflict(uri, read_version, "the table kept changing during 10 attempts"))
+}
+
+fn conflict(uri: &str, read_version: u64, what: &str) -> DataFusionError {
+    DataFusionError::Execution(format!(
+        "Delta table {uri}: write conflict: {what} after version {read_version}, which this statement read. \
+         Nothing was written; run the statement again"
+    ))
 }
 
 /// A lost race reads as what happened and what to do, not as delta-rs's enum name.

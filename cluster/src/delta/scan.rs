@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::array::Array;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::common::pruning::PruningStatistics;
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, DFSchema, DataFusionError, Result, ScalarValue, Statistics};
@@ -225,7 +227,7 @@ impl DeltaTableProvider {
         let keep = state
             .create_physical_expr(predicate, &df_schema)
             .and_then(|expr| PruningPredicateBuilder::new().with_file_schema(self.schema.clone()).try_build(expr))
-            .and_then(|p| p.prune(&snapshot));
+            .and_then(|p| p.prune(&SafeBounds { snapshot: &snapshot, schema: &self.schema }));
         Ok(Some(match keep {
             Ok(keep) => (snapshot, keep),
             Err(e) => {
@@ -236,12 +238,59 @@ impl DeltaTableProvider {
     }
 }
 
+/// The log's per-file statistics for pruning, with timestamp maxima made safe: delta-rs writes
+/// timestamp bounds truncated to milliseconds, so a file holding 10:00:00.000250 records a max of
+/// 10:00:00.000 and `ts = '10:00:00.000250'` would prune it. Maxima of sub-millisecond timestamp
+/// columns are raised by 1 ms (delta-rs's `LogicalFileView::max_values` does the same).
+struct SafeBounds<'a> {
+    snapshot: &'a EagerSnapshot,
+    schema: &'a Schema,
+}
+
+impl datafusion::common::pruning::PruningStatistics for SafeBounds<'_> {
+    fn min_values(&self, column: &datafusion::common::Column) -> Option<arrow::array::ArrayRef> {
+        self.snapshot.min_values(column)
+    }
+
+    fn max_values(&self, column: &datafusion::common::Column) -> Option<arrow::array::ArrayRef> {
+        use arrow::datatypes::TimeUnit;
+        let values = self.snapshot.max_values(column)?;
+        let per_ms = match self.schema.field_with_name(&column.name).ok()?.data_type() {
+            DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => 1_000_000,
+            _ => return Some(values),
+        };
+        let as_int = arrow::compute::cast(&values, &DataType::Int64).ok()?;
+        let raised: arrow::array::Int64Array =
+            as_int.as_any().downcast_ref::<arrow::array::Int64Array>()?.iter().map(|v| v.map(|v| v.saturating_add(per_ms))).collect();
+        arrow::compute::cast(&raised, values.data_type()).ok()
+    }
+
+    fn num_containers(&self) -> usize {
+        self.snapshot.num_containers()
+    }
+
+    fn null_counts(&self, column: &datafusion::common::Column) -> Option<arrow::array::ArrayRef> {
+        self.snapshot.null_counts(column)
+    }
+
+    fn row_counts(&self) -> Option<arrow::array::ArrayRef> {
+        self.snapshot.row_counts()
+    }
+
+    fn contained(
+        &self,
+        column: &datafusion::common::Column,
+        values: &std::collections::HashSet<ScalarValue>,
+    ) -> Option<arrow::array::BooleanArray> {
+        self.snapshot.contained(column, values)
+    }
+}
+
 /// Table-level statistics of `field` over the kept files, from the log's per-file statistics: the
 /// smallest min, largest max and summed null counts. Absent when any kept file lacks them. Delta
 /// writers may truncate string bounds, so min and max are inexact.
 fn column_statistics(snapshot: &EagerSnapshot, keep: &[bool], field: &Field) -> ColumnStatistics {
-    use arrow::array::Array;
-    use datafusion::common::pruning::PruningStatistics;
     let column = datafusion::common::Column::new_unqualified(field.name());
     let mask = arrow::array::BooleanArray::from(keep.to_vec());
     let kept = |values: Option<arrow::array::ArrayRef>| {
@@ -277,7 +326,7 @@ fn column_statistics(snapshot: &EagerSnapshot, keep: &[bool], field: &Field) -> 
         .map_or(Precision::Absent, |n| Precision::Exact(n as usize));
     ColumnStatistics {
         null_count,
-        max_value: bound(snapshot.max_values(&column), true),
+        max_value: bound(SafeBounds { snapshot, schema: &Schema::new(vec![field.clone()]) }.max_values(&column), true),
         min_value: bound(snapshot.min_values(&column), false),
         ..ColumnStatistics::new_unknown()
     }
