@@ -114,6 +114,18 @@ async fn dml_matches_plain_sql(session: &BackbeatSession, lake: &Path) {
     .await;
     assert_eq!(rows(session, "t").await, rows(session, "r").await);
 
+    // A source alias with a column list renames the source's columns (the data is unchanged here).
+    let renamed = "MERGE INTO t USING (SELECT name, id FROM s2) AS q(n, i) ON t.id = q.i WHEN MATCHED THEN UPDATE SET name = q.n";
+    assert_eq!(dml(session, renamed).await, (4, 4, 0, 0));
+    assert_eq!(rows(session, "t").await, rows(session, "r").await);
+
+    // Timestamps below a millisecond: the log's bounds are truncated to milliseconds, and the
+    // file must still be found.
+    query(session, "CREATE TABLE ts AS SELECT CAST('2024-05-01T10:00:00.000250' AS TIMESTAMP) AS ts").await;
+    let at = "ts = TIMESTAMP '2024-05-01 10:00:00.000250'";
+    assert_eq!(i64s(&query(session, &format!("SELECT count(*) AS n FROM ts WHERE {at}")).await, "n"), vec![1]);
+    assert_eq!(dml(session, &format!("DELETE FROM ts WHERE {at}")).await.2, 1);
+
     // Two source rows for one target row: an error, and the table stays at its version.
     let v = version(lake, "t").await;
     query(session, "CREATE TABLE dup AS SELECT 502 AS id, 'a' AS name UNION ALL SELECT 502, 'b'").await;
@@ -237,6 +249,20 @@ async fn concurrent_appends_all_land_and_a_stale_update_fails_cleanly() {
     assert!(err.to_string().contains("write conflict"), "{err}");
     assert_eq!(rows(&session, "c").await, vec!["42 | 9".to_string()]);
     assert_eq!(version(lake, "c").await, 9);
+
+    // A DELETE that read version v loses to an OPTIMIZE that packed its file after v (delta-rs's
+    // own check lets it through, as OPTIMIZE's removes are not data changes): the deleted row
+    // would come back with the packed file.
+    query(&session, "CREATE TABLE p AS SELECT 1 AS id").await;
+    for i in 2..=4 {
+        query(&session, &format!("INSERT INTO p VALUES ({i})")).await;
+    }
+    let url = url::Url::from_directory_path(lake.join("p")).unwrap();
+    let stale = DeltaTableProvider::open(&url, None).await.unwrap();
+    query(&session, "OPTIMIZE p").await;
+    let err = update::delete(session.context(), &stale, "p", Some("id = 1")).await.unwrap_err();
+    assert!(err.to_string().contains("write conflict"), "{err}");
+    assert_eq!(rows(&session, "p").await, vec!["1", "2", "3", "4"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -254,25 +280,47 @@ async fn a_killed_merge_leaves_the_old_version_or_the_new_one() {
     let out = common::run_cli(&["sql", "-f", setup.to_str().unwrap(), "--lake", lake_arg]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let before = version(lake, "k").await;
+    let old_files = parquet_files(&lake.join("k"));
     let merge = "MERGE INTO k USING ks ON k.id = ks.id WHEN MATCHED THEN UPDATE SET v = ks.v";
-    for delay_ms in [1500, 3000] {
-        let mut child = common::backbeat().args(["sql", merge, "--lake", lake_arg]).spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-        let _ = child.kill();
-        let _ = child.wait();
-        let session = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake).await.unwrap();
-        let now = version(lake, "k").await;
-        let updated = i64s(&query(&session, "SELECT count(*) AS n FROM k WHERE v = -1").await, "n")[0];
-        let total = i64s(&query(&session, "SELECT count(*) AS n FROM k").await, "n")[0];
-        assert_eq!(total, 2_000_000);
-        if now == before {
-            assert_eq!(updated, 0, "the old version holds no merged rows");
-        } else {
-            assert_eq!(now, before + 1);
-            assert_eq!(updated, 666_667, "the new version holds every merged row");
-            return;
+    // Killed as soon as the MERGE's first new data file lands, i.e. while it writes, before its
+    // commit (the MERGE takes ~1.3 s in a debug build; a fixed delay would often miss it).
+    let mut child = common::backbeat().args(["sql", merge, "--lake", lake_arg]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while parquet_files(&lake.join("k")).len() == old_files.len() && started.elapsed() < Duration::from_secs(120) {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let session = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake).await.unwrap();
+    let now = version(lake, "k").await;
+    let updated = i64s(&query(&session, "SELECT count(*) AS n FROM k WHERE v = -1").await, "n")[0];
+    let total = i64s(&query(&session, "SELECT count(*) AS n FROM k").await, "n")[0];
+    assert_eq!(total, 2_000_000);
+    eprintln!("MERGE killed after {:?}: version {now} (was {before})", started.elapsed());
+    if now == before {
+        assert_eq!(updated, 0, "the old version holds no merged rows");
+        assert!(parquet_files(&lake.join("k")).len() > old_files.len(), "killed mid-write: its files are left unreferenced");
+    } else {
+        assert_eq!(now, before + 1);
+        assert_eq!(updated, 666_667, "the new version holds every merged row");
+    }
+}
+
+/// Parquet files under `dir`, at any depth.
+fn parquet_files(dir: &Path) -> BTreeSet<std::path::PathBuf> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.insert(path);
         }
     }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

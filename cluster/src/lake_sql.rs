@@ -104,8 +104,6 @@ static RETENTION_CHECK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*SET\s+backbeat\.vacuum\.retention_check\s*=\s*'?(true|false)'?\s*$").expect("static regex")
 });
 static DML: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?is)^\s*(UPDATE|DELETE|MERGE)\s").expect("static regex"));
-static UPDATE_ALL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bUPDATE\s+SET\s+\*").expect("static regex"));
-static INSERT_ALL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?i)\bINSERT\s+\*").expect("static regex"));
 
 /// The placeholder `UPDATE SET *` is parsed as (the generic dialect has no `SET *`).
 const ALL_COLUMNS: &str = "__bb_all_columns";
@@ -113,18 +111,18 @@ const ALL_COLUMNS: &str = "__bb_all_columns";
 /// Recognises a lake statement; `None` for anything DataFusion plans itself.
 pub fn parse(sql: &str) -> Result<Option<LakeStatement>> {
     if let Some(c) = OPTIMIZE.captures(sql) {
-        return Ok(Some(LakeStatement::Optimize { table: unquote(&c[1]), predicate: c.get(2).map(|m| m.as_str().to_string()) }));
+        return Ok(Some(LakeStatement::Optimize { table: unquote(&c[1])?, predicate: c.get(2).map(|m| m.as_str().to_string()) }));
     }
     if let Some(c) = VACUUM.captures(sql) {
         let retain_hours = c.get(2).map(|m| m.as_str().parse()).transpose().context("VACUUM RETAIN hours")?;
-        return Ok(Some(LakeStatement::Vacuum { table: unquote(&c[1]), retain_hours, dry_run: c.get(3).is_some() }));
+        return Ok(Some(LakeStatement::Vacuum { table: unquote(&c[1])?, retain_hours, dry_run: c.get(3).is_some() }));
     }
     if let Some(c) = HISTORY.captures(sql) {
         let limit = c.get(2).map(|m| m.as_str().parse()).transpose().context("DESCRIBE HISTORY LIMIT")?;
-        return Ok(Some(LakeStatement::History { table: unquote(&c[1]), limit }));
+        return Ok(Some(LakeStatement::History { table: unquote(&c[1])?, limit }));
     }
     if let Some(c) = RESTORE.captures(sql) {
-        return Ok(Some(LakeStatement::Restore { table: unquote(&c[1]), version: c[2].parse().context("RESTORE version")? }));
+        return Ok(Some(LakeStatement::Restore { table: unquote(&c[1])?, version: c[2].parse().context("RESTORE version")? }));
     }
     if let Some(c) = RETENTION_CHECK.captures(sql) {
         return Ok(Some(LakeStatement::RetentionCheck(c[1].eq_ignore_ascii_case("true"))));
@@ -132,14 +130,16 @@ pub fn parse(sql: &str) -> Result<Option<LakeStatement>> {
     if !DML.is_match(sql) {
         return Ok(None);
     }
-    let text = UPDATE_ALL.replace_all(sql, format!("UPDATE SET {ALL_COLUMNS} = 1")).into_owned();
-    let text = INSERT_ALL.replace_all(&text, "INSERT ROW").into_owned();
+    let text = expand_star_clauses(sql)?;
     let mut statements = Parser::parse_sql(&GenericDialect {}, &text).with_context(|| format!("cannot parse: {sql}"))?;
     let [statement] = statements.as_mut_slice() else { bail!("expected one statement, got {}", statements.len()) };
     Ok(Some(match statement {
         ast::Statement::Update(u) => {
             if u.from.is_some() || !u.table.joins.is_empty() {
                 bail!("UPDATE ... FROM is not supported; write it as MERGE INTO ... USING ... WHEN MATCHED THEN UPDATE");
+            }
+            if u.returning.is_some() || u.output.is_some() || u.or.is_some() || !u.order_by.is_empty() || u.limit.is_some() {
+                bail!("UPDATE with RETURNING, OUTPUT, OR, ORDER BY or LIMIT is not supported (a Delta UPDATE changes every matching row)");
             }
             let (table, alias) = target(&u.table.relation)?;
             let assignments = u.assignments.iter().map(assignment).collect::<Result<_>>()?;
@@ -151,23 +151,83 @@ pub fn parse(sql: &str) -> Result<Option<LakeStatement>> {
             if d.using.is_some() || !only.joins.is_empty() {
                 bail!("DELETE ... USING is not supported; write it as MERGE INTO ... WHEN MATCHED THEN DELETE");
             }
+            if d.returning.is_some() || d.output.is_some() || !d.order_by.is_empty() || d.limit.is_some() || !d.tables.is_empty() {
+                bail!("DELETE with RETURNING, OUTPUT, ORDER BY, LIMIT or several tables is not supported (a Delta DELETE removes every matching row)");
+            }
             let (table, alias) = target(&only.relation)?;
             LakeStatement::Delete { table, alias, predicate: d.selection.as_ref().map(|e| e.to_string()) }
         }
         ast::Statement::Merge(m) => {
+            if m.output.is_some() {
+                bail!("MERGE ... OUTPUT is not supported");
+            }
             let (table, target_alias) = target(&m.table)?;
-            let (source, source_alias) = match &m.source {
-                TableFactor::Table { name, alias, .. } => {
-                    (name.to_string(), alias.as_ref().map(|a| a.name.to_string()).unwrap_or_else(|| last_part(name)))
-                }
-                TableFactor::Derived { subquery, alias: Some(alias), .. } => (format!("({subquery})"), alias.name.to_string()),
+            let (source, alias) = match &m.source {
+                TableFactor::Table { name, alias, .. } => (name.to_string(), alias.clone().ok_or_else(|| name.clone())),
+                TableFactor::Derived { subquery, alias: Some(alias), .. } => (format!("({subquery})"), Ok(alias.clone())),
                 other => bail!("MERGE ... USING {other}: the source must be a table or an aliased (subquery)"),
             };
+            // The alias as written (quotes kept); its column list renames the source's columns.
+            let (source_alias, source_columns) = match alias {
+                Ok(a) if !a.columns.is_empty() => {
+                    let columns: Vec<String> = a.columns.iter().map(|c| c.name.to_string()).collect();
+                    (a.name.to_string(), format!("({})", columns.join(", ")))
+                }
+                Ok(a) => (a.name.to_string(), String::new()),
+                Err(name) => (name.0.last().map(|p| p.to_string()).unwrap_or_default(), String::new()),
+            };
             let clauses = m.clauses.iter().map(merge_clause).collect::<Result<_>>()?;
-            LakeStatement::Merge { table, spec: MergeSpec { target_alias, source, source_alias, on: m.on.to_string(), clauses } }
+            LakeStatement::Merge {
+                table,
+                spec: MergeSpec { target_alias, source, source_columns, source_alias, on: m.on.to_string(), clauses },
+            }
         }
         other => bail!("not a lake statement: {other}"),
     }))
+}
+
+/// Rewrites Databricks' `UPDATE SET *` and `INSERT *`, which the generic dialect lacks, into forms
+/// it parses (`UPDATE SET <placeholder> = 1`, `INSERT ROW`). Works on tokens, so a `*` inside a
+/// string literal or comment is left alone, and edits the original text at the tokens' positions.
+fn expand_star_clauses(sql: &str) -> Result<String> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location().context("cannot tokenize the statement")?;
+    let words: Vec<_> = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
+    let mut edits: Vec<(u64, u64, &str)> = Vec::new();
+    for (i, t) in words.iter().enumerate() {
+        if t.token != Token::Mul {
+            continue;
+        }
+        let keyword = |back: usize| match words.get(i.wrapping_sub(back)).map(|t| &t.token) {
+            Some(Token::Word(w)) => Some(w.keyword),
+            _ => None,
+        };
+        let replacement = match (keyword(2), keyword(1)) {
+            (Some(Keyword::UPDATE), Some(Keyword::SET)) => "__bb_all_columns = 1",
+            (_, Some(Keyword::INSERT)) => "ROW",
+            _ => continue,
+        };
+        edits.push((t.span.start.line, t.span.start.column, replacement));
+    }
+    if edits.is_empty() {
+        return Ok(sql.to_string());
+    }
+    let mut out = String::with_capacity(sql.len() + 32);
+    let (mut line, mut column) = (1u64, 1u64);
+    for c in sql.chars() {
+        match edits.iter().find(|(l, col, _)| *l == line && *col == column) {
+            Some((_, _, replacement)) => out.push_str(replacement),
+            None => out.push(c),
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(out)
 }
 
 fn merge_clause(c: &ast::MergeClause) -> Result<MergeClause> {
@@ -178,6 +238,9 @@ fn merge_clause(c: &ast::MergeClause) -> Result<MergeClause> {
     };
     let action = match &c.action {
         ast::MergeAction::Update(u) => {
+            if u.update_predicate.is_some() || u.delete_predicate.is_some() {
+                bail!("UPDATE SET ... WHERE / DELETE WHERE inside MERGE is not supported; put the condition in WHEN MATCHED AND ...");
+            }
             let assignments: Vec<(String, String)> = u.assignments.iter().map(assignment).collect::<Result<_>>()?;
             if assignments.iter().any(|(c, _)| c == ALL_COLUMNS) {
                 MergeAction::UpdateAll
@@ -186,6 +249,9 @@ fn merge_clause(c: &ast::MergeClause) -> Result<MergeClause> {
             }
         }
         ast::MergeAction::Delete { .. } => MergeAction::Delete,
+        ast::MergeAction::Insert(i) if i.insert_predicate.is_some() => {
+            bail!("INSERT ... WHERE inside MERGE is not supported; put the condition in WHEN NOT MATCHED AND ...")
+        }
         ast::MergeAction::Insert(i) => match &i.kind {
             MergeInsertKind::Row => MergeAction::InsertAll,
             MergeInsertKind::Values(values) => {
@@ -237,11 +303,17 @@ fn last_part(name: &ObjectName) -> String {
     name.0.last().map(part).unwrap_or_default()
 }
 
-fn unquote(raw: &str) -> String {
-    match raw.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
-        Some(quoted) => quoted.replace("\"\"", "\""),
-        None => raw.rsplit('.').next().unwrap_or(raw).to_lowercase(),
+/// A lake table name as the patterns capture it: `t`, `"T"`, `public.t` or `datafusion.public.t`.
+fn unquote(raw: &str) -> Result<String> {
+    if let Some(quoted) = raw.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        return Ok(quoted.replace("\"\"", "\""));
     }
+    let lower = raw.to_lowercase();
+    let (prefix, name) = lower.rsplit_once('.').unwrap_or(("public", &lower));
+    if prefix != "public" && prefix != "datafusion.public" {
+        bail!("'{raw}' is not a lake table (lake tables are in the default schema, 'public')");
+    }
+    Ok(name.to_string())
 }
 
 /// Runs a lake statement; the result is a DataFrame of its report.

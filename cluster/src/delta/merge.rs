@@ -73,6 +73,8 @@ pub struct MergeSpec {
     pub target_alias: String,
     /// The source as a FROM item without alias: a table name or a parenthesized query.
     pub source: String,
+    /// The alias's column list, `(a, b)`, renaming the source's columns; empty if none.
+    pub source_columns: String,
     /// The source's name in the statement's expressions.
     pub source_alias: String,
     /// The `ON` condition, as SQL.
@@ -91,7 +93,7 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
         return Err(DataFusionError::Plan("MERGE needs at least one WHEN clause".into()));
     }
     let source_columns: Vec<String> = ctx
-        .sql(&format!("SELECT * FROM {} AS __bb_src", spec.source))
+        .sql(&format!("SELECT * FROM {} AS __bb_src{}", spec.source, spec.source_columns))
         .await?
         .schema()
         .fields()
@@ -104,7 +106,7 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
     let t = &spec.target_alias;
     let s = &spec.source_alias;
     let case = clause_case(spec);
-    let source = format!("(SELECT *, true AS {} FROM {} AS __bb_src) AS {s}", ident(SOURCE_MARK), spec.source);
+    let source = format!("(SELECT *, true AS {} FROM {} AS __bb_src{}) AS {s}", ident(SOURCE_MARK), spec.source, spec.source_columns);
 
     // Pass 1: per file, clause and matched-ness, how many rows.
     let scan = ScratchTable::register(ctx, std::sync::Arc::new(table.clone().with_file_column(FILE_COLUMN)))?;
@@ -148,11 +150,18 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
     if updated + deleted + inserted == 0 {
         return Ok(DmlOutcome::default());
     }
-    let expected_rows = touched
-        .values()
-        .map(|(f, _)| f.num_records().map(|n| n as u64))
-        .sum::<Option<u64>>()
-        .map(|rows| rows + inserted - deleted);
+    // Rows the rewritten files hold now: from the log, or counted where the log has no count.
+    let uncounted: Vec<String> = touched.iter().filter(|(_, (f, _))| f.num_records().is_none()).map(|(p, _)| p.clone()).collect();
+    let counted = if uncounted.is_empty() { HashMap::new() } else { row_counts(ctx, table, uncounted).await? };
+    let rows: u64 = touched.iter().map(|(p, (f, _))| f.num_records().map(|n| n as u64).unwrap_or_else(|| counted.get(p).copied().unwrap_or(0))).sum();
+    let Some(expected_rows) = (rows + inserted).checked_sub(deleted) else {
+        return Err(DataFusionError::Execution(format!(
+            "MERGE into {}: {deleted} deletes for {rows} target rows: several source rows matched the same target row; \
+             make the source unique on the join keys",
+            table.spec().uri
+        )));
+    };
+    let expected_rows = Some(expected_rows);
 
     // Pass 2: the touched files joined to the source again, every row written as its clause says.
     let rewrite = ScratchTable::register(
@@ -206,6 +215,13 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
         files_removed: touched.len() as u64,
         version: Some(version),
     })
+}
+
+/// Rows per file for `files`, counted (for files whose log entry has no row count).
+async fn row_counts(ctx: &SessionContext, table: &DeltaTableProvider, files: Vec<String>) -> Result<HashMap<String, u64>> {
+    let scan = ScratchTable::register(ctx, std::sync::Arc::new(table.clone().restricted_to(files).with_file_column(FILE_COLUMN)))?;
+    let sql = format!("SELECT {f}, count(*) FROM {} GROUP BY 1", scan.sql_name(), f = ident(FILE_COLUMN));
+    Ok(super::update::file_counts(&ctx.sql(&sql).await?.collect().await?)?.into_iter().collect())
 }
 
 /// `CASE` giving each joined row the number of the first clause that applies (1-based), 0 for a
