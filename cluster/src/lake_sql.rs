@@ -179,11 +179,46 @@ pub fn parse(sql: &str) -> Result<Option<LakeStatement>> {
             let clauses = m.clauses.iter().map(merge_clause).collect::<Result<_>>()?;
             LakeStatement::Merge {
                 table,
-                spec: MergeSpec { target_alias, source, source_columns, source_alias, on: m.on.to_string(), clauses },
+                spec: MergeSpec {
+                    keys: key_pairs(&m.on, &target_alias, &source_alias),
+                    target_alias,
+                    source,
+                    source_columns,
+                    source_alias,
+                    on: m.on.to_string(),
+                    clauses,
+                },
             }
         }
         other => bail!("not a lake statement: {other}"),
     }))
+}
+
+/// The `target.column = source.column` conjuncts of a MERGE's `ON`, as (target column, source
+/// expression): what lets the first pass skip target files outside the source's key range.
+fn key_pairs(on: &ast::Expr, target: &str, source: &str) -> Vec<(String, String)> {
+    use ast::{BinaryOperator, Expr};
+    let column_of = |e: &Expr, alias: &str| match e {
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[0].to_string() == alias => Some(parts[1].clone()),
+        _ => None,
+    };
+    match on {
+        Expr::Nested(inner) => key_pairs(inner, target, source),
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            let mut pairs = key_pairs(left, target, source);
+            pairs.extend(key_pairs(right, target, source));
+            pairs
+        }
+        Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
+            let name = |i: &ast::Ident| if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() };
+            match (column_of(left, target), column_of(right, source), column_of(right, target), column_of(left, source)) {
+                (Some(t), Some(_), _, _) => vec![(name(&t), right.to_string())],
+                (_, _, Some(t), Some(_)) => vec![(name(&t), left.to_string())],
+                _ => vec![],
+            }
+        }
+        _ => vec![],
+    }
 }
 
 /// Rewrites Databricks' `UPDATE SET *` and `INSERT *`, which the generic dialect lacks, into forms

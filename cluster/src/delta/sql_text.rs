@@ -97,3 +97,19 @@ pub fn values_table(columns: &[&str], rows: &[Vec<String>]) -> String {
     let names: Vec<String> = columns.iter().map(|c| ident(c)).collect();
     format!("SELECT * FROM (VALUES {}) AS v({})", values.join(", "), names.join(", "))
 }
+
+/// The first value of `array` as an SQL literal of its type, if it has a simple one.
+pub(crate) fn sql_literal(array: &arrow::array::ArrayRef) -> Result<Option<String>> {
+    use arrow::datatypes::DataType::*;
+    let value = datafusion::common::ScalarValue::try_from_array(array, 0)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    Ok(match array.data_type() {
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Some(value.to_string()),
+        Float32 | Float64 => Some(format!("arrow_cast('{value}', '{}')", array.data_type())),
+        Utf8 | LargeUtf8 | Utf8View => Some(string(&value.to_string())),
+        Date32 | Timestamp(_, _) => Some(format!("arrow_cast('{value}', '{}')", array.data_type())),
+        _ => None,
+    })
+}
