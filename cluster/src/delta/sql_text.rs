@@ -107,9 +107,14 @@ pub(crate) fn sql_literal(array: &arrow::array::ArrayRef) -> Result<Option<Strin
     }
     Ok(match array.data_type() {
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Some(value.to_string()),
-        Float32 | Float64 => Some(format!("arrow_cast('{value}', '{}')", array.data_type())),
         Utf8 | LargeUtf8 | Utf8View => Some(string(&value.to_string())),
-        Date32 | Timestamp(_, _) => Some(format!("arrow_cast('{value}', '{}')", array.data_type())),
+        // Through Arrow's own cast to text (ISO 8601 for dates and times), which arrow_cast parses
+        // back; ScalarValue's Display gives a timestamp as its raw integer.
+        Float32 | Float64 | Date32 | Timestamp(_, _) => {
+            let text = arrow::compute::cast(&array.slice(0, 1), &Utf8)?;
+            let text = text.as_any().downcast_ref::<arrow::array::StringArray>().map(|a| a.value(0).to_string());
+            text.map(|t| format!("arrow_cast({}, '{}')", string(&t), array.data_type()))
+        }
         _ => None,
     })
 }
