@@ -253,18 +253,14 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
                 .version() as u64
         }
         (_, Some(read_version)) => {
-            let read = load_table(uri, Some(read_version)).await?;
-            let read_files: Vec<Remove> = read
-                .snapshot()
-                .map_err(|e| delta_err(uri, e))?
-                .snapshot()
-                .log_data()
-                .iter()
-                .map(|f| f.remove_action(data_change))
-                .collect();
             let (removes, operation) = match rewrite {
                 Some(r) => (r.removes.clone(), r.operation.clone()),
-                None => (read_files.clone(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by, predicate: None }),
+                None => {
+                    let read = load_table(uri, Some(read_version)).await?;
+                    let state = read.snapshot().map_err(|e| delta_err(uri, e))?;
+                    let all = state.snapshot().log_data().iter().map(|f| f.remove_action(true)).collect();
+                    (all, DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by, predicate: None })
+                }
             };
             let metrics: HashMap<String, serde_json::Value> = rewrite
                 .map(|r| {
@@ -273,7 +269,7 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
                     HashMap::from([("operationMetrics".to_string(), serde_json::Value::Object(metrics))])
                 })
                 .unwrap_or_default();
-            commit_rewrite(uri, read_version, &read_files, removes, add_actions, operation, metrics).await?
+            commit_rewrite(uri, read_version, removes, add_actions, operation, metrics).await?
         }
     };
     tracing::info!(table = %uri, version, files, rows, "committed Delta write");
@@ -292,14 +288,20 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
 async fn commit_rewrite(
     uri: &str,
     read_version: u64,
-    read_files: &[Remove],
     removes: Vec<Remove>,
     adds: Vec<Action>,
     operation: DeltaOperation,
     app_metadata: HashMap<String, serde_json::Value>,
 ) -> Result<u64> {
     let inserts = matches!(&operation, DeltaOperation::Merge { not_matched_predicates, .. } if !not_matched_predicates.is_empty());
-    let read: std::collections::HashSet<&str> = read_files.iter().map(|r| r.path.as_str()).collect();
+    // Only a MERGE that inserts needs the files it read (to spot files added since).
+    let read: std::collections::HashSet<String> = if inserts {
+        let read = load_table(uri, Some(read_version)).await?;
+        let state = read.snapshot().map_err(|e| delta_err(uri, e))?;
+        state.snapshot().log_data().iter().map(|f| f.remove_action(true).path).collect()
+    } else {
+        Default::default()
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let data_change = operation.changes_data();
     for _attempt in 0..10 {
@@ -311,7 +313,7 @@ async fn commit_rewrite(
             return Err(conflict(uri, read_version, &format!("file {} was removed by another commit", gone.path)));
         }
         if inserts {
-            if let Some(new) = live.iter().find(|p| !read.contains(p.as_str())) {
+            if let Some(new) = live.iter().find(|p| !read.contains(*p)) {
                 return Err(conflict(uri, read_version, &format!("file {new} was added by another commit")));
             }
         }

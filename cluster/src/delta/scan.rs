@@ -189,14 +189,19 @@ impl DeltaTableProvider {
 
     /// The snapshot's files where `keep` is true and, if restricted, in the restriction.
     fn restrict(&self, snapshot: &EagerSnapshot, keep: Vec<bool>) -> Vec<LogicalFileView> {
+        let mask = self.restricted_mask(snapshot, keep);
+        snapshot.log_data().iter().zip(mask).filter_map(|(f, k)| k.then_some(f)).collect()
+    }
+
+    /// `keep`, narrowed to the restriction if there is one.
+    fn restricted_mask(&self, snapshot: &EagerSnapshot, keep: Vec<bool>) -> Vec<bool> {
         let only: Option<std::collections::HashSet<&str>> =
             self.spec.files.as_ref().map(|f| f.iter().map(String::as_str).collect());
         snapshot
             .log_data()
             .iter()
             .zip(keep)
-            .filter(|(f, k)| *k && only.as_ref().is_none_or(|only| only.contains(f.path().as_ref())))
-            .map(|(f, _)| f)
+            .map(|(f, k)| k && only.as_ref().is_none_or(|only| only.contains(f.path().as_ref())))
             .collect()
     }
 
@@ -361,26 +366,17 @@ impl datafusion::catalog::TableProvider for DeltaTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some((snapshot, keep)) = self.pruned(state, filters).await? else {
-            let projected = match projection {
-                Some(p) => Arc::new(self.schema.project(p)?),
-                None => self.schema.clone(),
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        };
-        let files = self.restrict(&snapshot, keep.clone());
-        let keep: Vec<bool> = match &self.spec.files {
-            // The restriction, applied to the mask, so statistics describe just the files scanned.
-            Some(_) => {
-                let scanned: std::collections::HashSet<String> = files.iter().map(|f| f.path().into_owned()).collect();
-                snapshot.log_data().iter().map(|f| scanned.contains(f.path().as_ref())).collect()
-            }
-            None => keep,
-        };
         let projected = match projection {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => self.schema.clone(),
         };
+        let Some((snapshot, keep)) = self.pruned(state, filters).await? else {
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        };
+        // One mask for the files scanned and the statistics that describe them.
+        let keep = self.restricted_mask(&snapshot, keep);
+        let files: Vec<LogicalFileView> =
+            snapshot.log_data().iter().zip(&keep).filter_map(|(f, k)| k.then_some(f)).collect();
         if files.is_empty() {
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
