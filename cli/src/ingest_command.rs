@@ -1,14 +1,13 @@
 //! `backbeat ingest`: CSV, JSON, MariaDB/MySQL and PostgreSQL sources into Delta tables.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use backbeat_connectors::csv_source::{self, CsvOptions};
+use backbeat_connectors::csv_source::CsvOptions;
+use backbeat_connectors::file_ingest::{FileFormat, FileIngest};
 use backbeat_connectors::db_source::{self, DbKind, DbQuery, DbSource};
 use backbeat_cluster::delta::WriteMode;
-use backbeat_connectors::ingest::{IngestOptions, SourcePlan, TargetTable, count_rows, format_report, run_ingest};
-use backbeat_connectors::json_source::{self, JsonMapping};
+use backbeat_connectors::ingest::{IngestOptions, SourcePlan, count_rows, format_report, run_ingest};
 use backbeat_connectors::table_spec::TableSpec;
 use clap::{Args, Subcommand};
 
@@ -120,6 +119,10 @@ impl CommonArgs {
         }
     }
 
+    fn file_ingest(&self, format: FileFormat, path: &str) -> FileIngest {
+        FileIngest { schema: self.schema.clone(), table: self.table.clone(), key: self.key.clone(), ..FileIngest::new(format, path) }
+    }
+
     fn spec(&self) -> Result<Option<TableSpec>> {
         let Some(path) = &self.schema else { return Ok(None) };
         let spec = TableSpec::load(path)?;
@@ -146,25 +149,15 @@ fn one_char(flag: &str, value: &str) -> Result<u8> {
 pub async fn run(source: IngestSource) -> Result<()> {
     let (plan, common): (SourcePlan, &CommonArgs) = match &source {
         IngestSource::Csv { path, no_header, delimiter, quote, common } => {
-            let options = CsvOptions { header: !no_header, delimiter: one_char("delimiter", delimiter)?, quote: one_char("quote", quote)? };
-            let files = csv_source::list_files(path)?;
-            let spec = match common.spec()? {
-                Some(s) => s,
-                None => csv_source::infer_spec(&files[0], &options, common.key.clone())?,
-            };
-            let table = common.table_name(Some(&spec))?;
-            (csv_source::plan(TargetTable { name: table, spec: Arc::new(spec) }, files, options), common)
+            let mut ingest = common.file_ingest(FileFormat::Csv, path);
+            ingest.csv = CsvOptions { header: !no_header, delimiter: one_char("delimiter", delimiter)?, quote: one_char("quote", quote)? };
+            (ingest.plan()?, common)
         }
         IngestSource::Json { path, mapping, table_prefix, common } => {
-            let files = csv_source::list_files(path)?;
-            let mapping = match mapping {
-                Some(m) => JsonMapping::load(m)?.with_prefix(table_prefix),
-                None => {
-                    let spec = common.spec()?.context("JSON needs --mapping or --schema (no inference for JSON)")?;
-                    JsonMapping::single(common.table_name(Some(&spec))?, Arc::new(spec))
-                }
-            };
-            (json_source::plan(mapping, files), common)
+            let mut ingest = common.file_ingest(FileFormat::Json, path);
+            ingest.mapping = mapping.clone();
+            ingest.table_prefix = table_prefix.clone();
+            (ingest.plan()?, common)
         }
         IngestSource::Mysql(args) | IngestSource::Postgres(args) => {
             let expected = if matches!(source, IngestSource::Mysql(_)) { DbKind::Mysql } else { DbKind::Postgres };

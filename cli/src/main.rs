@@ -9,9 +9,11 @@ mod ingest_command;
 mod isrc_bench;
 mod jobs_command;
 mod lake_bench;
+mod pipeline_command;
 mod clv_bench;
 mod recs_bench;
 mod result_output;
+mod signals;
 mod sql_command;
 mod tables_command;
 
@@ -108,10 +110,18 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Show this pipeline's runs, step by step (the last --limit runs).
+        #[arg(long)]
+        pipeline: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Pipelines: DAGs of jobs, ingests and exports with retries, resume and backfill.
+    #[command(subcommand)]
+    Pipeline(pipeline_command::PipelineCommand),
+    /// Fire pipelines on their cron schedules (one run per slot across processes sharing the lake).
+    Schedule(pipeline_command::ScheduleArgs),
     /// Benchmarks (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -246,11 +256,19 @@ fn main() -> ExitCode {
     init_tracing(&cli.command);
     // The jobs' partition kernels (ALS solves, kNN): every role of this binary plans or runs them.
     backbeat_jobs::register_kernels();
+    // Before any thread exists: pipeline commands take SIGTERM and Ctrl-C themselves.
+    let stop = match &cli.command {
+        Command::Pipeline(_) | Command::Schedule(_) => match signals::capture() {
+            Ok(rx) => Some(rx),
+            Err(e) => return fail(anyhow::Error::from(e).context("cannot take over SIGTERM and Ctrl-C")),
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::Error::from(e).context("cannot start the async runtime")),
     };
-    let result = runtime.block_on(run(cli.command));
+    let result = runtime.block_on(run(cli.command, stop));
     // Don't wait for the embedded cluster's background tasks: they are aborted with the runtime.
     runtime.shutdown_background();
     match result {
@@ -259,7 +277,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> Result<()> {
+async fn run(command: Command, stop: Option<tokio::sync::watch::Receiver<backbeat_jobs::pipeline::Stop>>) -> Result<()> {
+    let stop = || stop.clone().expect("pipeline commands capture signals in main");
     match command {
         Command::Scheduler { bind } => run_scheduler(bind).await,
         Command::Executor(args) => {
@@ -302,7 +321,10 @@ async fn run(command: Command) -> Result<()> {
         Command::Export(args) => export_command::run(args).await,
         Command::Run { job, params, session, format } => jobs_command::run(&job, &params, &session, format).await,
         Command::Jobs { format } => jobs_command::list(format),
-        Command::Runs { session, limit, format } => jobs_command::history(&session, limit, format).await,
+        Command::Runs { session, limit, format, pipeline: Some(p) } => pipeline_command::history(&session, &p, limit, format).await,
+        Command::Runs { session, limit, format, pipeline: None } => jobs_command::history(&session, limit, format).await,
+        Command::Pipeline(command) => pipeline_command::run(command, stop()).await,
+        Command::Schedule(args) => pipeline_command::schedule(args, stop()).await,
         Command::Datagen { scale, seed, out, only, dirty_rate } => {
             let datasets = if only.is_empty() {
                 Dataset::ALL.to_vec()
@@ -322,7 +344,7 @@ fn init_tracing(command: &Command) {
     let default = match command {
         Command::Scheduler { .. } | Command::Executor(_) => "info",
         // Dependencies (Ballista, delta-kernel) log failures we already report as one error line.
-        _ => "off,backbeat=warn,backbeat_cluster=warn,backbeat_connectors=warn",
+        _ => "off,backbeat=warn,backbeat_cluster=warn,backbeat_connectors=warn,backbeat_jobs=warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

@@ -20,6 +20,8 @@ pub mod db_source;
 pub mod dead_letter;
 /// Export of a lake table to PostgreSQL, Redis or MongoDB, chosen by URL.
 pub mod export;
+/// A CSV or JSON file ingest described by values (the CLI's and the pipelines').
+pub mod file_ingest;
 /// Partitioned, concurrent reads into staged files; one Delta commit per table; merges.
 pub mod ingest;
 /// NDJSON and nested JSON documents, flattened into tables by a declared mapping.

@@ -13,6 +13,8 @@ pub mod job_params;
 pub mod job_runner;
 /// ISRC matching: title parsing, blocking, Fellegi-Sunter scoring and evaluation.
 pub mod matching;
+/// Pipelines of jobs: DAGs with retries, resume, backfill and cron schedules.
+pub mod pipeline;
 /// Recommendation models: training, evaluation and serving.
 pub mod recs;
 /// The `backbeat_runs` Delta table.
