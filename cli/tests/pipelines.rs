@@ -131,6 +131,15 @@ async fn retries_failures_timeouts_resume_and_from() {
     assert_eq!(runs, 3);
     let history = common::run_cli(&["runs", "--pipeline", "t", "--lake", lake.to_str().unwrap()]);
     assert!(history.status.success() && text(&history).contains("after_broken"), "{}", text(&history));
+
+    // A backfill runs each date once, oldest first; run again, it resumes every date.
+    let backfill = pipeline(&lake, &["backfill", p.to_str().unwrap(), "--from", "2026-11-29", "--to", "2026-11-30"]);
+    assert!(backfill.status.success(), "{}", text(&backfill));
+    let again = pipeline(&lake, &["backfill", p.to_str().unwrap(), "--from", "2026-11-29", "--to", "2026-11-30"]);
+    let reran = text(&again).lines().filter(|l| l.split_whitespace().nth(1) == Some("succeeded")).count();
+    assert!(again.status.success() && reran == 0, "{}", text(&again));
+    let dates = query(&session, "SELECT run_key, count(*) AS n FROM backbeat_runs WHERE step = 'seed' AND status = 'succeeded' GROUP BY run_key ORDER BY run_key").await;
+    assert_eq!(i64s(&dates, "n"), vec![1, 1, 1], "one seed per date: 2026-11-29, 2026-11-30, 2026-12-01");
 }
 
 #[test]

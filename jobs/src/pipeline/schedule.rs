@@ -59,6 +59,8 @@ pub async fn run_schedule(session: &BackbeatSession, pipelines: &[Pipeline], opt
     for p in pipelines {
         let spec = p.schedule.as_ref().with_context(|| format!("pipeline {} has no schedule: section", p.name))?;
         let dir = schedule_dir(session.lake().root(), &p.name);
+        // Bad variables fail now, not at the first slot hours later.
+        super::run::context(session, p, started.date_naive(), "check", &options.vars)?;
         let cursor = last_done(&dir).unwrap_or(started);
         eprintln!("schedule {}: '{}' in {}, catch-up {}, holder {holder}", p.name, spec.cron, spec.timezone, spec.catchup);
         scheduled.push(Scheduled { pipeline: p, cron: Cron::new(&spec.cron, &spec.timezone)?, catchup: CatchUp::parse(&spec.catchup)?, cursor });
@@ -84,12 +86,19 @@ pub async fn run_schedule(session: &BackbeatSession, pipelines: &[Pipeline], opt
                 tracing::info!(pipeline = %s.pipeline.name, skipped = candidates.len() - due.len(), "missed slots left out by the catch-up policy");
             }
             while let Some(slot) = due.first().copied() {
-                match run_slot(session, s, &dir, slot, &holder, options, stop.clone()).await? {
-                    SlotOutcome::Ran | SlotOutcome::AlreadyDone => {
+                match run_slot(session, s, &dir, slot, &holder, options, stop.clone()).await {
+                    Ok(SlotOutcome::Ran | SlotOutcome::AlreadyDone) => {
                         due.remove(0);
                         s.cursor = s.cursor.max(slot);
                     }
-                    SlotOutcome::Busy => break,
+                    Ok(SlotOutcome::Busy) => break,
+                    // A daemon outlives a bad moment (a store or the lake briefly unreachable):
+                    // the slot stays due and is tried again at the next tick.
+                    Err(e) => {
+                        tracing::error!(pipeline = %s.pipeline.name, slot = %slot, "slot could not run: {e:#}");
+                        eprintln!("schedule {}: slot {} could not run, trying again: {e:#}", s.pipeline.name, slot.to_rfc3339());
+                        break;
+                    }
                 }
                 if *stop.borrow() != Stop::No {
                     break;
