@@ -247,3 +247,25 @@ async fn udfs_give_the_same_results_remote_and_embedded() {
     assert_eq!(n.value(0), "beyonce halo");
     assert_eq!(n.value(2), "");
 }
+
+/// `CREATE TABLE t AS SELECT ... WHERE false` makes an empty table with the query's columns (the
+/// optimizer folds the query into an empty relation, whose plan protobuf has no schema).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_query_keeps_its_columns_on_the_cluster_and_embedded() {
+    let lake_dir = tempfile::tempdir().unwrap();
+    let lake = lake_dir.path();
+    let cluster = TestCluster::start();
+    let remote = cluster.session(lake).await;
+    let embedded = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake).await.unwrap();
+    for (session, table) in [(&remote, "empty_r"), (&embedded, "empty_e")] {
+        collect(session, &format!("CREATE TABLE {table} AS SELECT 0 AS a, 'x' AS b, CAST(1.5 AS DOUBLE) AS c WHERE false")).await;
+        let df = session.sql(&format!("SELECT * FROM {table}")).await.unwrap();
+        let names: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["a", "b", "c"], "{table}\n{}", cluster.logs());
+        assert_eq!(count(session, &format!("SELECT count(*) FROM {table}")).await, 0);
+        collect(session, &format!("INSERT INTO {table} VALUES (1, 'y', 2.5)")).await;
+        assert_eq!(count(session, &format!("SELECT count(*) FROM {table} WHERE b = 'y'")).await, 1);
+        let batches = collect(session, "SELECT 7 AS n, 'z' AS s WHERE 1 = 0").await;
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    }
+}

@@ -15,6 +15,8 @@ pub mod codec;
 pub mod delta;
 /// An in-process scheduler and executor with push scheduling and an owned work directory.
 pub mod embedded_cluster;
+/// Empty relations that keep their columns on the way to the scheduler.
+pub mod empty_relation;
 /// The executor process with backbeat's codecs and UDFs.
 pub mod executor_process;
 /// The lake's own SQL statements (MERGE, UPDATE, DELETE, OPTIMIZE, VACUUM, history, restore).

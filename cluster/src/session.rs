@@ -128,6 +128,8 @@ impl BackbeatSession {
         let ctx = SessionContext::remote_with_state(&url, state)
             .await
             .with_context(|| format!("cannot connect to scheduler {url}"))?;
+        // Last of the optimizer's rules, so nothing folds its rewrite away before the plan ships.
+        ctx.add_optimizer_rule(Arc::new(crate::empty_relation::ShippableEmptyRelation));
         // UDFs go on after `remote_with_state`, which builds a fresh function registry.
         for udf in backbeat_udfs() {
             ctx.register_udf(udf.as_ref().clone());
