@@ -22,7 +22,24 @@ pub struct LocalCluster {
 impl LocalCluster {
     /// Starts `executors` executors running `concurrency` tasks each, with `binary` (the
     /// `backbeat` executable), and waits until all have registered with the scheduler.
+    ///
+    /// Ports are picked free and then bound by the child processes, so another process can take
+    /// one in between (it happened under a full test run: "Address already in use", and the
+    /// registration wait timed out). Such a start is retried with fresh ports, twice at most.
     pub fn start(binary: &Path, executors: usize, concurrency: usize) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(binary, executors, concurrency) {
+                Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                    tracing::warn!("a port was taken while the local cluster started; retrying ({attempt})");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(binary: &Path, executors: usize, concurrency: usize) -> Result<Self> {
         let work = tempfile::Builder::new().prefix("backbeat-cluster-").tempdir()?;
         let port = free_port()?;
         let mut cluster = Self {
