@@ -290,7 +290,7 @@ async fn the_daily_pipeline_runs_end_to_end_embedded_with_exports() {
     let lake = dir.path().join("lake");
     std::fs::create_dir(&lake).unwrap();
     let out = common::backbeat()
-        .args(["pipeline", "run", "daily", "--var", "scale=0.2", "--lake", lake.to_str().unwrap()])
+        .args(["pipeline", "run", "daily", "--date", "2026-12-01", "--var", "scale=0.2", "--lake", lake.to_str().unwrap()])
         .current_dir(common::repo())
         .env("BACKBEAT_EXPORT_REDIS", "redis://127.0.0.1:6379/0")
         .env("BACKBEAT_EXPORT_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
@@ -309,7 +309,11 @@ async fn the_daily_pipeline_runs_end_to_end_embedded_with_exports() {
     let cached: i64 = redis::cmd("ZCARD").arg(format!("recs:{user}")).query(&mut redis).unwrap();
     assert!(cached > 0, "user {user}'s recs are not in Redis");
     // A second run the same day resumes: every step done before, nothing re-run.
-    let again = common::backbeat().args(["pipeline", "run", "daily", "--var", "scale=0.2", "--lake", lake.to_str().unwrap()]).current_dir(common::repo()).output().unwrap();
+    let again = common::backbeat()
+        .args(["pipeline", "run", "daily", "--date", "2026-12-01", "--var", "scale=0.2", "--lake", lake.to_str().unwrap()])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
     let all = text(&again);
     assert!(again.status.success(), "{all}");
     assert!(line(&all, "recommend").contains("done before") && line(&all, "isrc_match").contains("done before"), "{all}");
