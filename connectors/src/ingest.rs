@@ -438,10 +438,18 @@ async fn merge_staged(session: &BackbeatSession, target: &Target, staging: &str,
         .with_context(|| format!("staging rows for merge into '{}'", target.name))?;
     let columns: Vec<String> = target.spec.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let keys: Vec<String> = target.spec.key.iter().map(|k| quote_ident(k)).collect();
+    // Ballista plans joins too big to broadcast as sort-merge joins, and DataFusion 55's sort-merge
+    // join has no comparator for timestamps with a time zone ("Unsupported data type in sort merge
+    // join comparator", the YouTube metadata log at datagen scale 10): such keys are compared as
+    // their Int64 microseconds, which is the same equality.
+    let timestamp_key = |k: &str| target.spec.columns.iter().any(|c| c.name == k && matches!(c.column_type, crate::table_spec::ColumnType::Timestamp | crate::table_spec::ColumnType::TimestampTz));
+    let key_eq = |a: &str, b: &str, raw: &str, k: &str| {
+        if timestamp_key(raw) { format!("arrow_cast({a}.{k}, 'Int64') = arrow_cast({b}.{k}, 'Int64')") } else { format!("{a}.{k} = {b}.{k}") }
+    };
     // The last staged row of each key: a join on max(seq), not row_number(), which DataFusion 55
     // may plan as a TopK that panics on an empty partition ("topk_emitter_count > 0").
     let stg = quote_ident(staging);
-    let on: Vec<String> = keys.iter().map(|k| format!("s.{k} = l.{k}")).collect();
+    let on: Vec<String> = target.spec.key.iter().zip(&keys).map(|(raw, k)| key_eq("s", "l", raw, k)).collect();
     let latest = format!(
         "SELECT {} FROM {stg} AS s JOIN (SELECT {k}, max({SEQ_COLUMN}) AS __last FROM {stg} GROUP BY {k}) AS l \
          ON {} AND s.{SEQ_COLUMN} = l.__last",
@@ -455,7 +463,7 @@ async fn merge_staged(session: &BackbeatSession, target: &Target, staging: &str,
         let batches = session.write_table(df, &target.name, WriteMode::Create, &[]).await?.collect().await?;
         tracing::info!(table = %target.name, rows = rows_written(&batches), "merge created the table");
     } else {
-        let matches: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+        let matches: Vec<String> = target.spec.key.iter().zip(&keys).map(|(raw, k)| key_eq("t", "s", raw, k)).collect();
         let sql = format!(
             "MERGE INTO {} AS t USING ({latest}) AS s ON {} WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *",
             quote_ident(&target.name),
