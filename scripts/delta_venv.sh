@@ -1,17 +1,3 @@
 #!/usr/bin/env bash
-# Ensures a virtualenv with delta-rs's Python package (pinned in scripts/delta-requirements.txt)
-# and prints its python. Idempotent and safe to call concurrently; .ci/run and the tests use it.
-set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-VENV="${BACKBEAT_DELTA_VENV:-$HOME/.cache/backbeat/delta-venv}"
-REQ="$HERE/delta-requirements.txt"
-mkdir -p "$(dirname "$VENV")"
-exec 9>"$VENV.lock"
-flock 9
-STAMP="$VENV/.requirements"
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$REQ" "$STAMP"; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet -r "$REQ" >&2
-  cp "$REQ" "$STAMP"
-fi
-echo "$VENV/bin/python"
+# delta-rs's Python package (scripts/delta-requirements.txt), which the lake-operations tests read tables back with: ensures its venv, prints its python. BACKBEAT_DELTA_VENV overrides the venv path.
+BACKBEAT_VENV="${BACKBEAT_DELTA_VENV:-}" exec bash "$(dirname "$0")/python_venv.sh" delta "$(dirname "$0")/delta-requirements.txt"

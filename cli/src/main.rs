@@ -13,6 +13,7 @@ mod pipeline_command;
 mod clv_bench;
 mod recs_bench;
 mod result_output;
+mod serve_command;
 mod signals;
 mod sql_command;
 mod tables_command;
@@ -24,7 +25,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use backbeat_cluster::executor_process::{ExecutorOptions, parse_memory_size, run_executor};
 use backbeat_datasets::datagen::{self, DatagenConfig, Dataset};
-use backbeat_cluster::scheduler_process::run_scheduler;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -56,7 +56,13 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: SocketAddr,
+        #[command(flatten)]
+        flight: serve_command::SchedulerFlightArgs,
     },
+    /// Serve Arrow Flight SQL (ADBC, JDBC, notebooks) on an embedded cluster or --cluster.
+    #[command(after_help = "Example: BACKBEAT_FLIGHT_TOKEN_FILE=token backbeat serve --bind 0.0.0.0:50050 --lake ./lake
+From Python: adbc_driver_flightsql.dbapi.connect(\"grpc://HOST:50050\", db_kwargs={\"adbc.flight.sql.authorization_header\": \"Bearer TOKEN\"})")]
+    Serve(serve_command::ServeArgs),
     /// Run an executor that takes tasks from a scheduler.
     Executor(ExecutorArgs),
     /// Run SQL: one statement, or a script of several with -f.
@@ -86,7 +92,7 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
     /// Run a job from the catalogue (see `backbeat jobs`) or a SQL script path, with parameters.
     #[command(after_help = "Example: backbeat run order_analysis --param duplicate_window_minutes=30")]
     Run {
-        /// Catalogue name, or a path to a .sql script.
+        /// Catalogue name, or a path to a .sql script or a .py script (see `backbeat_jobs::python_job`).
         job: String,
         /// A parameter, name=value (repeat for several).
         #[arg(long = "param", short = 'p')]
@@ -258,7 +264,17 @@ fn main() -> ExitCode {
     backbeat_jobs::register_kernels();
     // Before any thread exists: pipeline commands take SIGTERM and Ctrl-C themselves.
     let stop = match &cli.command {
-        Command::Pipeline(_) | Command::Schedule(_) => match signals::capture() {
+        Command::Pipeline(_) | Command::Schedule(_) => match signals::capture(
+            "running steps finish, no new ones start",
+            "cancelling the running steps (nothing they wrote is committed)",
+        ) {
+            Ok(rx) => Some(rx),
+            Err(e) => return fail(anyhow::Error::from(e).context("cannot take over SIGTERM and Ctrl-C")),
+        },
+        Command::Serve(_) | Command::Scheduler { .. } => match signals::capture(
+            "running calls finish, new ones are refused",
+            "exiting now",
+        ) {
             Ok(rx) => Some(rx),
             Err(e) => return fail(anyhow::Error::from(e).context("cannot take over SIGTERM and Ctrl-C")),
         },
@@ -280,7 +296,8 @@ fn main() -> ExitCode {
 async fn run(command: Command, stop: Option<tokio::sync::watch::Receiver<backbeat_jobs::pipeline::Stop>>) -> Result<()> {
     let stop = || stop.clone().expect("pipeline commands capture signals in main");
     match command {
-        Command::Scheduler { bind } => run_scheduler(bind).await,
+        Command::Scheduler { bind, flight } => serve_command::scheduler(bind, flight, stop()).await,
+        Command::Serve(args) => serve_command::serve(args, stop()).await,
         Command::Executor(args) => {
             let (host, port) = args
                 .scheduler
@@ -342,7 +359,7 @@ async fn run(command: Command, stop: Option<tokio::sync::watch::Receiver<backbea
 /// stay quiet so their output is the result, and a failure is reported once, by us.
 fn init_tracing(command: &Command) {
     let default = match command {
-        Command::Scheduler { .. } | Command::Executor(_) => "info",
+        Command::Scheduler { .. } | Command::Executor(_) | Command::Serve(_) => "info",
         // Dependencies (Ballista, delta-kernel) log failures we already report as one error line.
         _ => "off,backbeat=warn,backbeat_cluster=warn,backbeat_connectors=warn,backbeat_jobs=warn",
     };

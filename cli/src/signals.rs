@@ -13,7 +13,8 @@ use backbeat_jobs::pipeline::Stop;
 
 /// Blocks SIGTERM and SIGINT in this process and returns the stop requests they make. Call it
 /// before any thread is started.
-pub fn capture() -> std::io::Result<watch::Receiver<Stop>> {
+/// `drain` and `cancel` say, after the signal's name, what the first and the second signal do.
+pub fn capture(drain: &'static str, cancel: &'static str) -> std::io::Result<watch::Receiver<Stop>> {
     // SAFETY: plain libc calls on a local, zero-initialised sigset_t.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -38,11 +39,11 @@ pub fn capture() -> std::io::Result<watch::Receiver<Stop>> {
             level = if level == Stop::No { Stop::Drain } else { Stop::Cancel };
             let name = if signal == libc::SIGINT { "Ctrl-C" } else { "SIGTERM" };
             if level == Stop::Drain {
-                eprintln!("{name}: running steps finish, no new ones start ({name} again to cancel them)");
+                eprintln!("{name}: {drain} ({name} again: {cancel})");
             } else {
-                eprintln!("{name}: cancelling the running steps (nothing they wrote is committed)");
+                eprintln!("{name}: {cancel}");
             }
-            if tx.send(level).is_err() {
+            if tx.send(level).is_err() || level == Stop::Cancel && cancel.starts_with("exit") {
                 std::process::exit(128 + signal);
             }
         }

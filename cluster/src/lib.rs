@@ -13,6 +13,8 @@ pub mod broadcast;
 pub mod codec;
 /// Delta Lake: scans, the one writer and commit, and the verbs (MERGE, UPDATE, DELETE, OPTIMIZE...).
 pub mod delta;
+/// Arrow Flight SQL: the lake for pandas, notebooks and BI tools, with bearer tokens and TLS.
+pub mod flight_sql;
 /// An in-process scheduler and executor with push scheduling and an owned work directory.
 pub mod embedded_cluster;
 /// Empty relations that keep their columns on the way to the scheduler.

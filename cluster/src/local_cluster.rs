@@ -27,9 +27,14 @@ impl LocalCluster {
     /// one in between (it happened under a full test run: "Address already in use", and the
     /// registration wait timed out). Such a start is retried with fresh ports, twice at most.
     pub fn start(binary: &Path, executors: usize, concurrency: usize) -> Result<Self> {
+        Self::start_with(binary, executors, concurrency, &[])
+    }
+
+    /// [`LocalCluster::start`], with more arguments for the scheduler (`--flight-sql ADDR ...`).
+    pub fn start_with(binary: &Path, executors: usize, concurrency: usize, scheduler_args: &[&str]) -> Result<Self> {
         let mut attempt = 1;
         loop {
-            match Self::start_once(binary, executors, concurrency) {
+            match Self::start_once(binary, executors, concurrency, scheduler_args) {
                 Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
                     tracing::warn!("a port was taken while the local cluster started; retrying ({attempt})");
                     attempt += 1;
@@ -39,7 +44,7 @@ impl LocalCluster {
         }
     }
 
-    fn start_once(binary: &Path, executors: usize, concurrency: usize) -> Result<Self> {
+    fn start_once(binary: &Path, executors: usize, concurrency: usize, scheduler_args: &[&str]) -> Result<Self> {
         let work = tempfile::Builder::new().prefix("backbeat-cluster-").tempdir()?;
         let port = free_port()?;
         let mut cluster = Self {
@@ -49,7 +54,10 @@ impl LocalCluster {
             logs: vec![],
             _work: work,
         };
-        cluster.spawn(binary, "scheduler", &["scheduler", "--bind", &format!("127.0.0.1:{port}")])?;
+        let bind = format!("127.0.0.1:{port}");
+        let mut args = vec!["scheduler", "--bind", &bind];
+        args.extend_from_slice(scheduler_args);
+        cluster.spawn(binary, "scheduler", &args)?;
         wait_for(Duration::from_secs(30), "the scheduler to listen", || {
             TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
         })?;
@@ -87,6 +95,11 @@ impl LocalCluster {
     /// `df://127.0.0.1:PORT`, for `--cluster` and [`crate::session::ClusterTarget::Remote`].
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The scheduler's process id (its memory can be read from `/proc/PID/status`).
+    pub fn scheduler_pid(&self) -> u32 {
+        self.children[0].id()
     }
 
     /// Executors the scheduler knows, from its REST API (`/api/executors`).

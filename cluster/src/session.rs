@@ -141,6 +141,18 @@ impl BackbeatSession {
         Ok(Self { ctx, lake, _embedded: embedded, retention_check: AtomicBool::new(true) })
     }
 
+    /// Another handle on this session: the same context (settings, registered tables and UDFs), lake
+    /// and cluster, for a server that needs to own one. It does not keep an embedded cluster
+    /// alive: this session must outlive it.
+    pub fn shared(&self) -> Self {
+        Self {
+            ctx: self.ctx.clone(),
+            lake: self.lake.clone(),
+            _embedded: None,
+            retention_check: AtomicBool::new(self.retention_check()),
+        }
+    }
+
     /// The DataFusion context, for the DataFrame API.
     pub fn context(&self) -> &SessionContext {
         &self.ctx

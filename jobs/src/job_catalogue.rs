@@ -28,6 +28,8 @@ pub enum JobBody {
     Sql(String),
     /// A Rust function using the DataFrame API (one file per job in `jobs/src/`).
     Rust(RustJobFn),
+    /// A Python script talking Flight SQL to the job's session ([`crate::python_job`]).
+    Python(std::path::PathBuf),
 }
 
 impl std::fmt::Debug for JobBody {
@@ -35,6 +37,7 @@ impl std::fmt::Debug for JobBody {
         match self {
             JobBody::Sql(sql) => write!(f, "Sql({} bytes)", sql.len()),
             JobBody::Rust(_) => write!(f, "Rust"),
+            JobBody::Python(path) => write!(f, "Python({})", path.display()),
         }
     }
 }
@@ -76,7 +79,7 @@ impl Job {
     pub fn script(&self) -> &str {
         match &self.body {
             JobBody::Sql(sql) => sql,
-            JobBody::Rust(_) => "",
+            JobBody::Rust(_) | JobBody::Python(_) => "",
         }
     }
 
@@ -132,7 +135,7 @@ pub fn catalogue() -> Vec<Job> {
     jobs
 }
 
-/// Finds a job by catalogue name or, if `name` is a path to a `.sql` file, loads it.
+/// Finds a job by catalogue name or, if `name` is a path to a `.sql` or `.py` file, loads it.
 pub fn find(name: &str) -> Result<Job> {
     if let Some(job) = catalogue().into_iter().find(|j| j.name == name) {
         return Ok(job);
@@ -143,6 +146,9 @@ pub fn find(name: &str) -> Result<Job> {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         return Job::parse(&script, &stem);
     }
+    if path.extension().is_some_and(|e| e == "py") {
+        return crate::python_job::parse(path);
+    }
     let names: Vec<String> = catalogue().into_iter().map(|j| j.name).collect();
-    bail!("unknown job '{name}'; the catalogue has: {} (or give a path to a .sql script)", names.join(", "))
+    bail!("unknown job '{name}'; the catalogue has: {} (or give a path to a .sql or .py script)", names.join(", "))
 }

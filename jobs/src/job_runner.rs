@@ -92,6 +92,9 @@ pub async fn execute(session: &BackbeatSession, job: &Job, given: &[(String, Str
     let result = match &job.body {
         JobBody::Sql(_) => run_statements(session, &job.name, &sql).await,
         JobBody::Rust(entry) => entry(session, &params).await.map_err(|e| (e.context(format!("job {}", job.name)), 0)),
+        JobBody::Python(path) => {
+            crate::python_job::run(session, path, &params).await.map_err(|e| (e.context(format!("job {}", job.name)), 0))
+        }
     };
     Ok((params, result))
 }

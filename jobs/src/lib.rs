@@ -15,6 +15,8 @@ pub mod job_runner;
 pub mod matching;
 /// Pipelines of jobs: DAGs with retries, resume, backfill and cron schedules.
 pub mod pipeline;
+/// Python job scripts, given a Flight SQL server of their own for the run.
+pub mod python_job;
 /// Recommendation models: training, evaluation and serving.
 pub mod recs;
 /// The `backbeat_runs` Delta table.

@@ -353,7 +353,7 @@ impl Pipeline {
             }
             let kind = if let Some(name) = &s.job {
                 let resolved = match dir {
-                    Some(d) if name.ends_with(".sql") && Path::new(name).is_relative() => d.join(name).display().to_string(),
+                    Some(d) if (name.ends_with(".sql") || name.ends_with(".py")) && Path::new(name).is_relative() => d.join(name).display().to_string(),
                     _ => name.clone(),
                 };
                 let job = find(&resolved).with_context(|| format!("{here}: step '{}'", s.name))?;
