@@ -127,11 +127,22 @@ impl BackbeatFlightSql {
     }
 }
 
-/// A planning or execution error as the client sees it: the statement's first line, then the
-/// whole cause chain (the session's errors name the table, column or file).
+/// A planning or execution error as the client sees it: the cause chain, each cause once (DataFusion
+/// errors repeat their source in their own text), then the statement's first line.
 fn failed(sql: &str, e: &anyhow::Error) -> Status {
-    tracing::info!(statement = %first_line(sql), error = %format!("{e:#}"), "Flight SQL statement failed");
-    Status::invalid_argument(format!("{e:#}\n  in: {}", first_line(sql)))
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || message.contains(text.trim()) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(text.trim());
+    }
+    tracing::info!(statement = %first_line(sql), error = %message, "Flight SQL statement failed");
+    Status::invalid_argument(format!("{message}\n  in: {}", first_line(sql)))
 }
 
 fn first_line(sql: &str) -> String {
