@@ -15,7 +15,7 @@
 //! The weights are parameters, equal by default: nothing here is fitted to a dataset. Users in the
 //! `users` table with no plays get the most played tracks, reason `popular`.
 //!
-//! Tables: `<out>_candidates(user_id, track_id, source, score)`, `user_recs(user_id, rank,
+//! Tables: `<out>_candidates(user_id, track_id, source, score)`, `<out>_genre_top(genre, track_id)`, `user_recs(user_id, rank,
 //! track_id, score, reason)`, `recs_by_track`, `recs_by_album`, `recs_by_artist`, `recs_by_genre`.
 
 use std::collections::BTreeMap;
@@ -111,6 +111,15 @@ pub async fn prepare(session: &BackbeatSession, c: &RecommendConfig) -> Result<(
         c.tracks
     ))
     .await?;
+    // Each genre's most played tracks: the genre source's candidates, the same for every pass.
+    run_sql(session, &format!(
+        "CREATE OR REPLACE TABLE {out}_genre_top AS SELECT genre, track_id FROM ( \
+           SELECT t.genre, t.track_id, row_number() OVER (PARTITION BY t.genre ORDER BY p.plays DESC, t.track_id) AS r \
+           FROM {out}_genres t JOIN (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1) p ON t.track_id = p.track_id) \
+         WHERE r <= {}",
+        c.genre_candidates
+    ))
+    .await?;
     if !c.als.is_empty() {
         als_candidates(session, c).await?;
     }
@@ -144,16 +153,15 @@ pub async fn candidates(session: &BackbeatSession, c: &RecommendConfig, users: O
         "SELECT ug.user_id, gt.track_id, 'genre' AS source, max(ug.share) AS score FROM \
          (SELECT s.user_id, t.genre, CAST(sum(s.plays) AS DOUBLE) / sum(sum(s.plays)) OVER (PARTITION BY s.user_id) AS share \
           FROM {out}_seen s JOIN {out}_genres t ON s.track_id = t.track_id{} GROUP BY 1, 2) ug \
-         JOIN (SELECT genre, track_id FROM (SELECT t.genre, t.track_id, row_number() OVER (PARTITION BY t.genre ORDER BY p.plays DESC, t.track_id) AS r \
-               FROM {out}_genres t JOIN (SELECT track_id, sum(plays) AS plays FROM {out}_seen GROUP BY 1) p ON t.track_id = p.track_id) WHERE r <= {}) gt \
-         ON ug.genre = gt.genre GROUP BY 1, 2",
+         JOIN {out}_genre_top gt ON ug.genre = gt.genre GROUP BY 1, 2",
         only("s."),
-        c.genre_candidates
     ));
+    // Played tracks are excluded against this pass's users' plays only, not every user's.
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_candidates AS SELECT c.user_id, c.track_id, c.source, CAST(c.score AS DOUBLE) AS score \
-         FROM ({}) c LEFT ANTI JOIN {out}_seen s ON c.user_id = s.user_id AND c.track_id = s.track_id",
-        parts.join(" UNION ALL ")
+         FROM ({}) c LEFT ANTI JOIN (SELECT user_id, track_id FROM {out}_seen{}) s ON c.user_id = s.user_id AND c.track_id = s.track_id",
+        parts.join(" UNION ALL "),
+        only("")
     ))
     .await?;
     Ok(())
@@ -219,23 +227,34 @@ pub async fn score_factors(session: &BackbeatSession, f: &FactorTables, pool: &s
 /// The hybrid's SQL: per user, the top `top` tracks of the weighted, per-source normalised scores.
 pub fn hybrid_sql(c: &RecommendConfig) -> String {
     let weights: Vec<String> = SOURCES.iter().zip(c.weights).map(|(s, w)| format!("WHEN '{s}' THEN CAST({w} AS DOUBLE)")).collect();
+    // The reason is the source with the largest part, ties to the alphabetically first. It was
+    // `first_value(source ORDER BY part DESC, source)`, whose accumulator keeps a Vec of
+    // ScalarValues (64 bytes each) per group: ~3 GB for a 10,000-user pass at datagen scale 100.
+    // One max() per source keeps four doubles per group instead.
+    let mut by_name = SOURCES.to_vec();
+    by_name.sort_unstable();
+    let parts: Vec<String> = by_name.iter().map(|s| format!("max(CASE WHEN source = '{s}' THEN part END) AS p_{s}")).collect();
+    let best = format!("greatest({})", by_name.iter().map(|s| format!("p_{s}")).collect::<Vec<_>>().join(", "));
+    let reason: Vec<String> = by_name.iter().map(|s| format!("WHEN p_{s} = {best} THEN '{s}'")).collect();
     format!(
         // The bounds come from a GROUP BY joined back, not from min/max OVER (PARTITION BY user_id,
         // source): with a window keyed by columns that are not all group keys of the aggregate
         // after it, DataFusion 55 + Ballista wrote duplicate (user_id, track_id) groups into the
         // table (35,836 rows for 32,968 pairs at datagen scale 0.1), while the same SELECT alone
-        // counted right.
+        // counted right. The bounds (users x sources) come first: the build side of the join.
         "WITH bounds AS (SELECT user_id, source, min(score) AS lo, max(score) AS hi FROM {out}_candidates GROUP BY 1, 2), \
          normalised AS (SELECT c.user_id, c.track_id, c.source, \
             coalesce(CASE WHEN b.lo >= 0 THEN c.score / nullif(b.hi, 0) ELSE (c.score - b.lo) / nullif(b.hi - b.lo, 0) END, 1) \
-            * CASE c.source {} ELSE 0 END AS part \
-            FROM {out}_candidates c JOIN bounds b ON c.user_id = b.user_id AND c.source = b.source), \
-         per_track AS (SELECT user_id, track_id, sum(part) AS score, first_value(source ORDER BY part DESC, source) AS reason \
-            FROM normalised GROUP BY 1, 2) \
+            * CASE c.source {weights} ELSE 0 END AS part \
+            FROM bounds b JOIN {out}_candidates c ON c.user_id = b.user_id AND c.source = b.source), \
+         per_track AS (SELECT user_id, track_id, sum(part) AS score, {parts} FROM normalised GROUP BY 1, 2) \
          SELECT user_id, CAST(rank AS INT) AS rank, track_id, score, reason FROM ( \
-           SELECT user_id, track_id, score, reason, row_number() OVER (PARTITION BY user_id ORDER BY score DESC, track_id) AS rank \
+           SELECT user_id, track_id, score, CASE {reason} END AS reason, \
+             row_number() OVER (PARTITION BY user_id ORDER BY score DESC, track_id) AS rank \
            FROM per_track) WHERE rank <= {top}",
-        weights.join(" "),
+        weights = weights.join(" "),
+        parts = parts.join(", "),
+        reason = reason.join(" "),
         out = c.out,
         top = c.top
     )
@@ -300,6 +319,10 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     Ok(RustJobOutput { report: vec![ReportSection::from_batches("user_recs by reason", summary)], rows_written: written })
 }
 
+/// Similarity pairs one pass of `recs_by_track` aggregates at most (about 1.1 GB of aggregate
+/// state and sort at ~140 bytes a pair, measured 5.2 GB for 23M pairs in one pass).
+const PAIRS_PER_PASS: i64 = 5_000_000;
+
 async fn run_rows(session: &BackbeatSession, sql: &str) -> Result<u64> {
     Ok(backbeat_cluster::session::rows_written(&run_sql(session, sql).await?))
 }
@@ -307,24 +330,56 @@ async fn run_rows(session: &BackbeatSession, sql: &str) -> Result<u64> {
 /// recs_by_track/album/artist/genre: seed 001's API, precomputed.
 async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap<String, String>) -> Result<u64> {
     let (tracks, out) = (&c.tracks, &c.out);
-    let mut sims = Vec::new();
-    for table in [&c.item_sim, &c.track_sim] {
-        if !table.is_empty() {
-            sims.push(format!("SELECT track_id, similar_track_id, greatest(score, 0) / nullif(max(score) OVER (PARTITION BY track_id), 0) AS score, '{table}' AS reason FROM {table}"));
-        }
-    }
-    if sims.is_empty() {
+    let tables: Vec<&String> = [&c.item_sim, &c.track_sim].into_iter().filter(|t| !t.is_empty()).collect();
+    if tables.is_empty() {
         return Ok(0);
     }
+    // The pairs of both similarity tables are summed per (track, similar track) and ranked: at
+    // datagen scale 100 that is a 23M-group aggregate and sort that peaked at 5.2 GB in one
+    // statement (everything else in `recommend` stays under 3.1 GB). Done in passes over
+    // buckets of track_id, each holds a fraction of it; a track's pairs all fall in one bucket,
+    // so the answer is the same. The passes go to a staging table and `recs_by_track` is
+    // replaced by one commit at the end.
+    let mut pairs = 0;
+    for table in &tables {
+        pairs += first_row_i64(session, &format!("SELECT count(*) FROM {table}")).await?[0];
+    }
+    let passes = ((pairs + PAIRS_PER_PASS - 1) / PAIRS_PER_PASS).clamp(1, 16);
+    let bucket = |alias: &str| {
+        format!("strpos('0123456789abcdef', substr(md5(CAST({alias}track_id AS VARCHAR)), 1, 1)) % {passes}")
+    };
+    let staging = format!("{out}_recs_by_track");
+    super::drop_table(session, &staging)?;
     let top = c.top;
-    let mut written = run_rows(session, &format!(
-        "CREATE OR REPLACE TABLE recs_by_track AS SELECT track_id, CAST(rank AS INT) AS rank, rec_track_id, score, reason FROM ( \
-           SELECT track_id, rec_track_id, score, reason, row_number() OVER (PARTITION BY track_id ORDER BY score DESC, rec_track_id) AS rank FROM ( \
-             SELECT track_id, similar_track_id AS rec_track_id, sum(score) AS score, max(reason) AS reason FROM ({}) s GROUP BY 1, 2)) \
-         WHERE rank <= {top}",
-        sims.join(" UNION ALL ")
-    ))
-    .await?;
+    for pass in 0..passes {
+        let only = |alias: &str| if passes == 1 { String::new() } else { format!(" WHERE {} = {pass}", bucket(alias)) };
+        // Each track's best score from a GROUP BY joined back, not max() OVER (PARTITION BY
+        // track_id): an unbounded window is DataFusion's WindowAggExec, which holds its whole
+        // input outside the memory pool and emits it as one batch (20M rows of track_similar
+        // at datagen scale 100: ~1.5 GB per task that no pool could spill).
+        let sims: Vec<String> = tables
+            .iter()
+            .map(|table| {
+                format!(
+                    "SELECT s.track_id, s.similar_track_id, greatest(s.score, 0) / nullif(m.best, 0) AS score, '{table}' AS reason \
+                     FROM (SELECT track_id, max(score) AS best FROM {table}{} GROUP BY 1) m JOIN (SELECT * FROM {table}{}) s ON s.track_id = m.track_id",
+                    only(""),
+                    only("")
+                )
+            })
+            .collect();
+        let verb = if pass == 0 { format!("CREATE TABLE {staging} AS") } else { format!("INSERT INTO {staging}") };
+        run_sql(session, &format!(
+            "{verb} SELECT track_id, CAST(rank AS INT) AS rank, rec_track_id, score, reason FROM ( \
+               SELECT track_id, rec_track_id, score, reason, row_number() OVER (PARTITION BY track_id ORDER BY score DESC, rec_track_id) AS rank FROM ( \
+                 SELECT track_id, similar_track_id AS rec_track_id, sum(score) AS score, max(reason) AS reason FROM ({}) s GROUP BY 1, 2)) \
+             WHERE rank <= {top}",
+            sims.join(" UNION ALL ")
+        ))
+        .await?;
+    }
+    let mut written = run_rows(session, &format!("CREATE OR REPLACE TABLE recs_by_track AS SELECT * FROM {staging}")).await?;
+    super::drop_table(session, &staging)?;
     for (name, column) in [("album", p["album_col"].as_str()), ("artist", p["artist_col"].as_str())] {
         if column.is_empty() {
             continue;
