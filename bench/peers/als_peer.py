@@ -101,17 +101,11 @@ def run_implicit(a):
 
 def run_spark(a):
     from pyspark.ml.recommendation import ALS
-    from pyspark.sql import SparkSession, functions as F
+    from pyspark.sql import functions as F
 
-    spark = (
-        SparkSession.builder.master(f"local[{a.threads}]")
-        .appName("backbeat-bench-als")
-        .config("spark.driver.memory", "4g")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("WARN")
+    import local_spark
+
+    spark = local_spark.session("backbeat-bench-als", a.threads, "4g", log_level="WARN")
 
     start = time.perf_counter()
     df = spark.read.parquet(a.train).select("user_idx", "item_idx", "plays").cache()

@@ -182,21 +182,15 @@ class Spark:
     name = "spark"
 
     def __init__(self, a):
-        from pyspark.sql import SparkSession
+        import local_spark
 
         start = time.perf_counter()
-        self.spark = (
-            SparkSession.builder.master(f"local[{a.threads}]")
-            .appName("backbeat-bench-flight-fetch")
-            .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "2g"))
-            .config("spark.ui.enabled", "false")
-            .config("spark.ui.showConsoleProgress", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-            .getOrCreate()
+        self.spark = local_spark.session(
+            "backbeat-bench-flight-fetch",
+            a.threads,
+            "2g",
+            **{"spark.sql.execution.arrow.pyspark.enabled": "true", "spark.sql.execution.arrow.pyspark.fallback.enabled": "false"},
         )
-        self.spark.sparkContext.setLogLevel("ERROR")
         for t in TABLES:
             self.spark.read.parquet(table_dir(a.lake, t)).createOrReplaceTempView(t)
         self.setup_s = time.perf_counter() - start

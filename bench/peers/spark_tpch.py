@@ -6,26 +6,15 @@ partitions that AQE coalesces) except the driver heap, raised to 8 GiB so SF1 an
 default 1 GiB is a deployment accident, not Spark's speed. Only query execution is timed; the
 JVM start and view registration are not.
 """
-import os
 import re
 
-from pyspark.sql import SparkSession
-
+import local_spark
 from peer_protocol import TABLES, arguments, returns_rows, serve
 
 
 def main():
     a = arguments()
-    spark = (
-        SparkSession.builder.master(f"local[{a.threads}]")
-        .appName("backbeat-bench-tpch")
-        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "8g"))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = local_spark.session("backbeat-bench-tpch", a.threads, "8g")
     for t in TABLES:
         spark.read.parquet(f"{a.data}/{t}").createOrReplaceTempView(t)
 

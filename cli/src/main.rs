@@ -262,23 +262,17 @@ fn main() -> ExitCode {
     init_tracing(&cli.command);
     // The jobs' partition kernels (ALS solves, kNN): every role of this binary plans or runs them.
     backbeat_jobs::register_kernels();
-    // Before any thread exists: pipeline commands take SIGTERM and Ctrl-C themselves.
-    let stop = match &cli.command {
-        Command::Pipeline(_) | Command::Schedule(_) => match signals::capture(
-            "running steps finish, no new ones start",
-            "cancelling the running steps (nothing they wrote is committed)",
-        ) {
-            Ok(rx) => Some(rx),
-            Err(e) => return fail(anyhow::Error::from(e).context("cannot take over SIGTERM and Ctrl-C")),
-        },
-        Command::Serve(_) | Command::Scheduler { .. } => match signals::capture(
-            "running calls finish, new ones are refused",
-            "exiting now",
-        ) {
-            Ok(rx) => Some(rx),
-            Err(e) => return fail(anyhow::Error::from(e).context("cannot take over SIGTERM and Ctrl-C")),
-        },
+    // Before any thread exists: pipeline and server commands take SIGTERM and Ctrl-C themselves.
+    let messages = match &cli.command {
+        Command::Pipeline(_) | Command::Schedule(_) => {
+            Some(("running steps finish, no new ones start", "cancelling the running steps (nothing they wrote is committed)"))
+        }
+        Command::Serve(_) | Command::Scheduler { .. } => Some(("running calls finish, new ones are refused", "exiting now")),
         _ => None,
+    };
+    let stop = match messages.map(|(drain, cancel)| signals::capture(drain, cancel)).transpose() {
+        Ok(stop) => stop,
+        Err(e) => return fail(anyhow::Error::from(e).context("cannot take over SIGTERM and Ctrl-C")),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -120,7 +120,11 @@ fn announce(server: &FlightSqlServer, options: &FlightSqlOptions, session: &Back
 }
 
 async fn run_until_stopped(server: FlightSqlServer, mut stop: watch::Receiver<Stop>) -> Result<()> {
-    // The first SIGTERM or Ctrl-C stops taking calls and lets running ones finish.
+    // The first SIGTERM or Ctrl-C stops taking calls and lets running ones finish; a second one
+    // stops waiting for them (main then drops the runtime, and the process exits).
     let _ = stop.wait_for(|s| *s != Stop::No).await;
-    server.shutdown().await
+    tokio::select! {
+        result = server.shutdown() => result,
+        _ = stop.wait_for(|s| *s == Stop::Cancel) => Ok(()),
+    }
 }

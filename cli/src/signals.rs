@@ -43,7 +43,7 @@ pub fn capture(drain: &'static str, cancel: &'static str) -> std::io::Result<wat
             } else {
                 eprintln!("{name}: {cancel}");
             }
-            if tx.send(level).is_err() || level == Stop::Cancel && cancel.starts_with("exit") {
+            if tx.send(level).is_err() {
                 std::process::exit(128 + signal);
             }
         }

@@ -63,22 +63,26 @@ impl BackbeatFlightSql {
         self.statements.counts()
     }
 
-    /// Plans `sql` with `params` bound; a statement that returns no rows runs now and leaves its
-    /// report. Returns the schema the client will get and the handle to fetch it by.
-    async fn plan(&self, sql: &str, params: Option<ParamValues>) -> Result<(SchemaRef, Bytes), Status> {
+    /// Plans `sql` with `params` bound: a query to stream later, or, for a statement that returns
+    /// no rows, its report (it runs now).
+    async fn result(&self, sql: &str, params: Option<ParamValues>) -> Result<Pending, Status> {
         let df = self.dataframe(sql, params).await?;
+        if returns_rows(sql) {
+            return Ok(Pending::Query(df));
+        }
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let (schema, pending) = if returns_rows(sql) {
-            (schema, Pending::Query(df))
-        } else {
-            let started = std::time::Instant::now();
-            let batches = df.collect().await.map_err(|e| failed(sql, &anyhow::Error::from(e)))?;
-            tracing::info!(statement = %first_line(sql), elapsed = ?started.elapsed(), "Flight SQL statement ran");
-            self.written.fetch_add(rows_written(&batches), Ordering::Relaxed);
-            let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
-            (schema.clone(), Pending::Done(schema, batches))
-        };
-        Ok((schema, self.statements.add_pending(pending)))
+        let started = std::time::Instant::now();
+        let batches = df.collect().await.map_err(|e| failed(sql, &anyhow::Error::from(e)))?;
+        tracing::info!(statement = %first_line(sql), elapsed = ?started.elapsed(), "Flight SQL statement ran");
+        self.written.fetch_add(rows_written(&batches), Ordering::Relaxed);
+        Ok(Pending::Done(batches.first().map(|b| b.schema()).unwrap_or(schema), batches))
+    }
+
+    /// [`Self::result`], kept for the `DoGet` that follows: the schema the client will get and
+    /// the handle to fetch it by.
+    async fn plan(&self, sql: &str, params: Option<ParamValues>) -> Result<(SchemaRef, Bytes), Status> {
+        let pending = self.result(sql, params).await?;
+        Ok((pending.schema(), self.statements.add_pending(pending)))
     }
 
     async fn dataframe(&self, sql: &str, params: Option<ParamValues>) -> Result<DataFrame, Status> {
@@ -109,17 +113,15 @@ impl BackbeatFlightSql {
     }
 
     async fn stream(&self, pending: Pending) -> Result<FlightStream, Status> {
-        let (schema, batches) = match pending {
-            Pending::Done(schema, batches) => {
-                (schema, futures::stream::iter(batches.into_iter().map(Ok)).boxed())
-            }
+        let schema = pending.schema();
+        let batches = match pending {
+            Pending::Done(_, batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
             Pending::Query(df) => {
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
                 let stream = df
                     .execute_stream()
                     .await
                     .map_err(|e| Status::internal(format!("query failed to start: {e}")))?;
-                (schema, stream.map_err(|e| FlightError::ExternalError(Box::new(e))).boxed())
+                stream.map_err(|e| FlightError::ExternalError(Box::new(e))).boxed()
             }
         };
         let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(Status::from);
@@ -245,8 +247,7 @@ impl FlightSqlService for BackbeatFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let prepared = self.statements.prepared(&query.prepared_statement_handle)?;
-        let (_, handle) = self.plan(&prepared.sql, prepared.params).await?;
-        let pending = self.statements.take_pending(&handle)?;
+        let pending = self.result(&prepared.sql, prepared.params).await?;
         Ok(Response::new(self.stream(pending).await?))
     }
 

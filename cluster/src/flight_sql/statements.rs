@@ -26,6 +26,16 @@ pub(super) enum Pending {
     Done(SchemaRef, Vec<RecordBatch>),
 }
 
+impl Pending {
+    /// The schema of the rows a `DoGet` of this will send.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Pending::Query(df) => std::sync::Arc::new(df.schema().as_arrow().clone()),
+            Pending::Done(schema, _) => schema.clone(),
+        }
+    }
+}
+
 /// A prepared statement: its SQL and the parameters bound to it by the last `DoPut`.
 #[derive(Clone)]
 pub(super) struct Prepared {

@@ -345,14 +345,15 @@ async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap
         pairs += first_row_i64(session, &format!("SELECT count(*) FROM {table}")).await?[0];
     }
     let passes = ((pairs + PAIRS_PER_PASS - 1) / PAIRS_PER_PASS).clamp(1, 16);
-    let bucket = |alias: &str| {
-        format!("strpos('0123456789abcdef', substr(md5(CAST({alias}track_id AS VARCHAR)), 1, 1)) % {passes}")
-    };
     let staging = format!("{out}_recs_by_track");
     super::drop_table(session, &staging)?;
     let top = c.top;
     for pass in 0..passes {
-        let only = |alias: &str| if passes == 1 { String::new() } else { format!(" WHERE {} = {pass}", bucket(alias)) };
+        let only = if passes == 1 {
+            String::new()
+        } else {
+            format!(" WHERE strpos('0123456789abcdef', substr(md5(CAST(track_id AS VARCHAR)), 1, 1)) % {passes} = {pass}")
+        };
         // Each track's best score from a GROUP BY joined back, not max() OVER (PARTITION BY
         // track_id): an unbounded window is DataFusion's WindowAggExec, which holds its whole
         // input outside the memory pool and emits it as one batch (20M rows of track_similar
@@ -362,9 +363,7 @@ async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap
             .map(|table| {
                 format!(
                     "SELECT s.track_id, s.similar_track_id, greatest(s.score, 0) / nullif(m.best, 0) AS score, '{table}' AS reason \
-                     FROM (SELECT track_id, max(score) AS best FROM {table}{} GROUP BY 1) m JOIN (SELECT * FROM {table}{}) s ON s.track_id = m.track_id",
-                    only(""),
-                    only("")
+                     FROM (SELECT track_id, max(score) AS best FROM {table}{only} GROUP BY 1) m JOIN (SELECT * FROM {table}{only}) s ON s.track_id = m.track_id"
                 )
             })
             .collect();
