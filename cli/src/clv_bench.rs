@@ -84,7 +84,7 @@ pub async fn run(args: ClvBenchArgs) -> Result<()> {
         let lake = args.data.join(format!("orders-{n}"));
         std::fs::create_dir_all(&lake)?;
         let session = connect(&cluster, &lake).await?;
-        if session.lake().table_format("order_totals").is_none() {
+        if session.lake().table_format("order_totals").await?.is_none() {
             eprintln!("generating orders for {n} customers");
             generate(&DatagenConfig { scale: n as f64 / 2_500.0, seed: 42, out: lake.clone(), datasets: vec![Dataset::Orders], dirty_rate: 0.0 })?;
             let dir = lake.join("sources/orders").canonicalize()?;

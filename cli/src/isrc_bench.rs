@@ -163,7 +163,7 @@ async fn metrics(session: &BackbeatSession, table: &str) -> Result<[f64; 4]> {
 
 /// Splink on backbeat's parsed fields; its best candidate per item scored by `isrc_eval`.
 async fn peer(args: &IsrcBenchArgs, session: &BackbeatSession, dir: &Path) -> Result<std::result::Result<(serde_json::Value, [f64; 4]), String>> {
-    let lake = session.lake().root().to_path_buf();
+    let lake = session.lake().local_root("bench isrc (Splink reads the tables from disk)")?.to_path_buf();
     let sql = |q: String| async move { session.sql(&q).await?.collect().await.map_err(anyhow::Error::from) };
     // Fresh tables: a replaced Delta table keeps its old files, which the peer's glob would read.
     for t in ["bench_isrc_items", "bench_isrc_catalogue"] {

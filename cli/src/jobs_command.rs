@@ -72,8 +72,8 @@ pub fn list(format: OutputFormat) -> Result<()> {
 /// Runs `backbeat runs`.
 pub async fn history(session: &SessionArgs, limit: usize, format: OutputFormat) -> Result<()> {
     let session = session.connect().await?;
-    if session.lake().table_format(RUNS_TABLE).is_none() {
-        bail!("no runs recorded yet in lake {} (run a job with `backbeat run`)", session.lake().root().display());
+    if session.lake().table_format(RUNS_TABLE).await?.is_none() {
+        bail!("no runs recorded yet in lake {} (run a job with `backbeat run`)", session.lake().lake_root());
     }
     let df = session
         .sql(&format!(

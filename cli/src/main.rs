@@ -16,6 +16,7 @@ mod result_output;
 mod serve_command;
 mod signals;
 mod sql_command;
+mod status_command;
 mod tables_command;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use backbeat_cluster::executor_process::{ExecutorOptions, parse_memory_size, run_executor};
 use backbeat_datasets::datagen::{self, DatagenConfig, Dataset};
+use backbeat_cluster::lake_catalog::LakeRoot;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -47,6 +49,21 @@ use crate::result_output::OutputFormat;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// S3 setting for an s3:// lake, over the AWS_* environment (repeatable): aws_endpoint,
+    /// aws_region, aws_allow_http, aws_virtual_hosted_style_request... Every process that reads the
+    /// lake (client, scheduler, executors) needs the same settings.
+    #[arg(long = "storage-option", global = true, value_name = "KEY=VALUE", value_parser = backbeat_cluster::object_storage::parse_storage_option)]
+    storage_options: Vec<(String, String)>,
+    /// Cluster TLS: this process's certificate (PEM). With --cluster-key and --cluster-ca, every
+    /// scheduler, executor and client connection is mutual TLS; peers need a certificate from the CA.
+    #[arg(long, global = true, env = "BACKBEAT_CLUSTER_CERT", requires_all = ["cluster_key", "cluster_ca"])]
+    cluster_cert: Option<PathBuf>,
+    /// Cluster TLS: the private key of --cluster-cert (PEM).
+    #[arg(long, global = true, env = "BACKBEAT_CLUSTER_KEY", requires = "cluster_cert")]
+    cluster_key: Option<PathBuf>,
+    /// Cluster TLS: the CA that signs every cluster certificate (PEM).
+    #[arg(long, global = true, env = "BACKBEAT_CLUSTER_CA", requires = "cluster_cert")]
+    cluster_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -56,6 +73,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: SocketAddr,
+        /// Seconds without a heartbeat after which an executor is forgotten and its work rerun.
+        #[arg(long, env = "BACKBEAT_EXECUTOR_TIMEOUT", default_value_t = backbeat_cluster::scheduler_process::DEFAULT_EXECUTOR_TIMEOUT_SECONDS)]
+        executor_timeout: u64,
         #[command(flatten)]
         flight: serve_command::SchedulerFlightArgs,
     },
@@ -145,6 +165,19 @@ Writes: CREATE [OR REPLACE] TABLE t [PARTITIONED BY (c, ...)] AS SELECT ...;
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Show a running scheduler's executors and recent jobs, read from its REST API.
+    #[command(after_help = "Example: backbeat status --cluster df://10.0.0.5:50050 --limit 20 --format csv > status.csv")]
+    Status {
+        /// Scheduler to ask, df://HOST:PORT (its REST API shares the gRPC port).
+        #[arg(long, env = "BACKBEAT_CLUSTER", default_value = "df://127.0.0.1:50050")]
+        cluster: String,
+        /// How many jobs to show: running and queued ones first, then the most recent others.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -189,12 +222,16 @@ struct ExecutorArgs {
     /// beyond it they spill to the work dir [default: 70% of the host's memory].
     #[arg(long, env = "BACKBEAT_EXECUTOR_MEMORY")]
     memory_pool: Option<String>,
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, env = "BACKBEAT_HEARTBEAT_INTERVAL", default_value_t = backbeat_cluster::executor_process::DEFAULT_HEARTBEAT_SECONDS)]
+    heartbeat_interval: u64,
 }
 
 /// Where the lake is.
 #[derive(Args, Clone)]
 pub struct LakeArgs {
-    /// Lake root: a directory or file:// URL; each Delta table or Parquet directory in it is a table.
+    /// Lake root: a directory, file:// URL or s3://bucket/prefix (credentials from AWS_* variables and
+    /// --storage-option); each Delta table or Parquet directory in it is a table.
     #[arg(long, env = "BACKBEAT_LAKE", default_value = DEFAULT_LAKE)]
     lake: String,
 }
@@ -202,18 +239,15 @@ pub struct LakeArgs {
 const DEFAULT_LAKE: &str = "./lake";
 
 impl LakeArgs {
-    /// The lake root directory. The default lake (`./lake`) is created on first use; a lake the
-    /// user named must exist, so a typo is an error rather than a silently empty lake.
-    pub fn root(&self) -> Result<PathBuf> {
-        let path = backbeat_cluster::lake_catalog::resolve_lake_root(&self.lake)?;
+    /// The lake: a directory, a `file://` URL or `s3://bucket/prefix`. The default lake (`./lake`)
+    /// is created on first use; a directory the user named must exist, so a typo is an error rather
+    /// than a silently empty lake.
+    pub fn root(&self) -> Result<LakeRoot> {
         let is_default = std::env::var_os("BACKBEAT_LAKE").is_none() && self.lake == DEFAULT_LAKE;
-        if !path.is_dir() {
-            if !is_default {
-                anyhow::bail!("lake root {} does not exist", path.display());
-            }
-            std::fs::create_dir_all(&path).with_context(|| format!("cannot create lake {}", path.display()))?;
+        if is_default && !std::path::Path::new(DEFAULT_LAKE).is_dir() {
+            std::fs::create_dir_all(DEFAULT_LAKE).with_context(|| format!("cannot create lake {DEFAULT_LAKE}"))?;
         }
-        Ok(path)
+        Ok(LakeRoot::parse(&self.lake)?)
     }
 }
 
@@ -234,7 +268,7 @@ impl SessionArgs {
             Some(url) => ClusterTarget::Remote(url.clone()),
             None => ClusterTarget::Embedded { concurrency: 0 },
         };
-        BackbeatSession::connect(target, &self.lake.root()?).await
+        BackbeatSession::connect_lake(target, self.lake.root()?).await
     }
 }
 
@@ -278,6 +312,13 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::Error::from(e).context("cannot start the async runtime")),
     };
+    backbeat_cluster::object_storage::set_storage_options(cli.storage_options);
+    if let (Some(cert), Some(key), Some(ca)) = (&cli.cluster_cert, &cli.cluster_key, &cli.cluster_ca) {
+        match backbeat_cluster::cluster_tls::ClusterTls::from_files(cert, key, ca) {
+            Ok(tls) => backbeat_cluster::cluster_tls::ClusterTls::install(tls),
+            Err(e) => return fail(e.context("cluster TLS")),
+        }
+    }
     let result = runtime.block_on(run(cli.command, stop));
     // Don't wait for the embedded cluster's background tasks: they are aborted with the runtime.
     runtime.shutdown_background();
@@ -290,7 +331,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, stop: Option<tokio::sync::watch::Receiver<backbeat_jobs::pipeline::Stop>>) -> Result<()> {
     let stop = || stop.clone().expect("pipeline commands capture signals in main");
     match command {
-        Command::Scheduler { bind, flight } => serve_command::scheduler(bind, flight, stop()).await,
+        Command::Scheduler { bind, executor_timeout, flight } => serve_command::scheduler(bind, executor_timeout, flight, stop()).await,
         Command::Serve(args) => serve_command::serve(args, stop()).await,
         Command::Executor(args) => {
             let (host, port) = args
@@ -316,11 +357,14 @@ async fn run(command: Command, stop: Option<tokio::sync::watch::Receiver<backbea
                 work_dir,
                 concurrency: args.concurrency,
                 memory_pool: args.memory_pool.as_deref().map(parse_memory_size).transpose().context("--memory-pool")?,
+                heartbeat_seconds: args.heartbeat_interval,
+                tls: backbeat_cluster::cluster_tls::ClusterTls::current().cloned(),
             })
             .await
         }
         Command::Sql(args) => sql_command::run(args).await,
-        Command::Tables { lake, format } => tables_command::run(&lake.root()?, format).await,
+        Command::Tables { lake, format } => tables_command::run(lake.root()?, format).await,
+        Command::Status { cluster, limit, format } => status_command::run(&cluster, format, limit).await,
         Command::Bench(BenchCommand::Tpch(args)) => bench_command::run(args).await,
         Command::Bench(BenchCommand::Lake(args)) => lake_bench::run(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => connector_bench::ingest(args).await,

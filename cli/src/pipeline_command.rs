@@ -93,9 +93,11 @@ fn parse_date(text: &str) -> Result<chrono::NaiveDate> {
 }
 
 /// Prints the report and the tables the run wrote; fails when a step did not succeed.
-fn finish(report: &PipelineReport, lake: &std::path::Path, since: std::time::SystemTime) -> Result<()> {
+/// Prints the report and, for a local lake, the tables the run wrote.
+fn finish(report: &PipelineReport, lake: Option<&std::path::Path>, since: std::time::SystemTime) -> Result<()> {
     print!("{}", report.table());
-    let mut written: Vec<String> = std::fs::read_dir(lake)
+    let dir = lake.unwrap_or(std::path::Path::new(""));
+    let mut written: Vec<String> = lake.into_iter().flat_map(std::fs::read_dir).next()
         .map(|entries| {
             entries
                 .flatten()
@@ -109,7 +111,7 @@ fn finish(report: &PipelineReport, lake: &std::path::Path, since: std::time::Sys
         .unwrap_or_default();
     written.sort();
     if !written.is_empty() {
-        println!("tables written in {}: {}", lake.display(), written.join(", "));
+        println!("tables written in {}: {}", dir.display(), written.join(", "));
         println!("query them with `backbeat sql \"SELECT * FROM <table> LIMIT 10\"`; the history with `backbeat runs --pipeline {}`", report.pipeline);
     }
     let bad: Vec<String> = report.steps.iter().filter(|s| matches!(s.status, backbeat_jobs::pipeline::run::StepStatus::Failed | backbeat_jobs::pipeline::run::StepStatus::Blocked | backbeat_jobs::pipeline::run::StepStatus::Cancelled)).map(|s| s.step.clone()).collect();
@@ -143,7 +145,7 @@ pub async fn run(command: PipelineCommand, stop: watch::Receiver<Stop>) -> Resul
             let session = common.session.connect().await?;
             let since = std::time::SystemTime::now();
             let report = run_pipeline(&session, &pipeline, &options, Some(stop)).await?;
-            finish(&report, session.lake().root(), since)
+            finish(&report, session.lake().lake_root().local_dir(), since)
         }
         PipelineCommand::Backfill { name, from, to, force, common } => {
             let pipeline = find_pipeline(&name)?;
@@ -193,8 +195,8 @@ pub async fn schedule(args: ScheduleArgs, stop: watch::Receiver<Stop>) -> Result
 /// Runs `backbeat runs --pipeline NAME`: every step attempt of the pipeline's runs, newest run first.
 pub async fn history(session: &SessionArgs, pipeline: &str, limit: usize, format: OutputFormat) -> Result<()> {
     let session = session.connect().await?;
-    if session.lake().table_format(RUNS_TABLE).is_none() {
-        bail!("no runs recorded yet in lake {}", session.lake().root().display());
+    if session.lake().table_format(RUNS_TABLE).await?.is_none() {
+        bail!("no runs recorded yet in lake {}", session.lake().lake_root());
     }
     let name = pipeline.replace('\'', "''");
     let sql = format!(

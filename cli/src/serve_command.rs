@@ -82,8 +82,8 @@ pub async fn serve(args: ServeArgs, stop: watch::Receiver<Stop>) -> Result<()> {
 }
 
 /// Runs a scheduler, with Flight SQL beside it when asked.
-pub async fn scheduler(bind: SocketAddr, flight: SchedulerFlightArgs, stop: watch::Receiver<Stop>) -> Result<()> {
-    let scheduler = BoundScheduler::bind(bind).await?;
+pub async fn scheduler(bind: SocketAddr, executor_timeout: u64, flight: SchedulerFlightArgs, stop: watch::Receiver<Stop>) -> Result<()> {
+    let scheduler = BoundScheduler::bind_with(bind, executor_timeout, backbeat_cluster::cluster_tls::ClusterTls::current()).await?;
     let url = format!("df://{}", scheduler.local_addr());
     let Some(flight_bind) = flight.flight_sql else {
         let mut stop = stop;
@@ -96,7 +96,7 @@ pub async fn scheduler(bind: SocketAddr, flight: SchedulerFlightArgs, stop: watc
     let lake = flight.lake.root()?;
     let scheduler = tokio::spawn(scheduler.serve());
     // The frontend is a client of its own scheduler, like `backbeat sql --cluster`.
-    let session = Arc::new(BackbeatSession::connect(ClusterTarget::Remote(url), &lake).await?);
+    let session = Arc::new(BackbeatSession::connect_lake(ClusterTarget::Remote(url), lake).await?);
     let server = FlightSqlServer::start(session.clone(), options.clone()).await?;
     announce(&server, &options, &session);
     tokio::select! {
@@ -114,7 +114,7 @@ fn announce(server: &FlightSqlServer, options: &FlightSqlOptions, session: &Back
     eprintln!(
         "Flight SQL on {} (lake {}). From Python:\n  import adbc_driver_flightsql.dbapi as flight\n  conn = flight.connect(\"{}\"{auth})\n  conn.cursor().execute(\"SELECT 1\")",
         server.uri(),
-        session.lake().root().display(),
+        session.lake().lake_root(),
         server.uri(),
     );
 }

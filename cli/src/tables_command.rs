@@ -1,20 +1,20 @@
 //! `backbeat tables`: what the lake holds.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
-use backbeat_cluster::lake_catalog::LakeCatalog;
+use backbeat_cluster::lake_catalog::{LakeCatalog, LakeRoot};
 
 use crate::result_output::{OutputFormat, ResultWriter};
 
 /// Runs `backbeat tables`.
-pub async fn run(lake_root: &Path, format: OutputFormat) -> Result<()> {
-    let lake = LakeCatalog::open(lake_root)?;
+pub async fn run(lake_root: LakeRoot, format: OutputFormat) -> Result<()> {
+    lake_root.check().await?;
+    let lake = LakeCatalog::open_root(lake_root)?;
     let mut summaries = Vec::new();
-    for name in lake.table_names_in_lake() {
+    for name in lake.table_names_in_lake().await? {
         summaries.push(lake.summarize(&name).await?);
     }
     let schema = Arc::new(Schema::new(vec![

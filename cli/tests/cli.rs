@@ -165,7 +165,7 @@ fn docker_compose_uses_real_cli_flags_and_consistent_ports() {
     let mut compose: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     compose.apply_merge().unwrap(); // expand the `<<: *backbeat` anchors
     let services = compose["services"].as_mapping().expect("services");
-    for name in ["scheduler", "executor-1", "executor-2", "postgres", "redis", "mongodb"] {
+    for name in ["scheduler", "executor-1", "executor-2", "minio", "minio-bucket", "postgres", "redis", "mongodb"] {
         assert!(services.contains_key(name), "service {name} missing");
     }
     let command = |service: &str| -> Vec<String> {
@@ -176,10 +176,13 @@ fn docker_compose_uses_real_cli_flags_and_consistent_ports() {
             .map(|v| v.as_str().unwrap().to_string())
             .collect()
     };
-    let lake_mount = |service: &str| -> bool {
-        compose["services"][service]["volumes"]
-            .as_sequence()
-            .is_some_and(|v| v.iter().any(|m| m.as_str().is_some_and(|m| m.starts_with("lake:/lake"))))
+    // Every backbeat process reads the same S3 lake from the object-store service, with its own
+    // copy of the settings (executors sign their own requests).
+    let s3_lake = |service: &str| -> bool {
+        let env = &compose["services"][service]["environment"];
+        env["BACKBEAT_LAKE"].as_str().is_some_and(|l| l.starts_with("s3://"))
+            && env["AWS_ENDPOINT_URL"].as_str() == Some("http://minio:9000")
+            && env["AWS_SECRET_ACCESS_KEY"].as_str() == compose["services"]["minio"]["environment"]["MINIO_ROOT_PASSWORD"].as_str()
     };
 
     // Every flag the compose file passes must be one our CLI accepts.
@@ -190,7 +193,7 @@ fn docker_compose_uses_real_cli_flags_and_consistent_ports() {
         for flag in args.iter().filter(|a| a.starts_with("--")) {
             assert!(help.contains(flag.as_str()), "{service}: `backbeat {subcommand}` has no {flag}");
         }
-        assert!(lake_mount(service), "{service} mounts the shared lake volume at /lake");
+        assert!(s3_lake(service), "{service} reads the lake from MinIO");
     }
     let scheduler = command("scheduler");
     assert_eq!(scheduler[0], "scheduler");
@@ -204,5 +207,5 @@ fn docker_compose_uses_real_cli_flags_and_consistent_ports() {
         let target = &args[args.iter().position(|a| a == "--scheduler").unwrap() + 1];
         assert_eq!(target, "scheduler:50050", "{service} reaches the scheduler by service name");
     }
-    assert!(compose["volumes"]["lake"].is_mapping() || compose["volumes"]["lake"].is_null());
+    assert!(compose["services"]["minio-bucket"]["entrypoint"][2].as_str().is_some_and(|e| e.contains("mc mb --ignore-existing lake/backbeat")));
 }

@@ -132,7 +132,7 @@ pub async fn read_ipc(uri: &str) -> Result<Vec<RecordBatch>> {
 
 use object_store::ObjectStoreExt;
 
-fn store_path(uri: &str) -> Result<(Box<dyn object_store::ObjectStore>, object_store::path::Path)> {
+fn store_path(uri: &str) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
     let url = Url::parse(uri).map_err(|e| DataFusionError::Plan(format!("bad URI {uri}: {e}")))?;
-    object_store::parse_url(&url).map_err(|e| DataFusionError::Plan(format!("no object store for {uri}: {e}")))
+    crate::object_storage::store_for_url(&url)
 }

@@ -54,6 +54,8 @@ impl EmbeddedCluster {
             work_dir: Some(work_dir.path().to_string_lossy().into_owned()),
             concurrency,
             memory_pool: embedded_memory_pool()?,
+            heartbeat_seconds: crate::executor_process::DEFAULT_HEARTBEAT_SECONDS,
+            tls: None,
         };
         tasks.push(tokio::spawn(async move {
             if let Err(e) = run_executor(options).await {

@@ -33,6 +33,10 @@ pub struct ExecutorOptions {
     /// spill (a hash join's build side) fail with "Resources exhausted". `None`: Ballista's
     /// default, 70% of the host's (or cgroup's) memory.
     pub memory_pool: Option<u64>,
+    /// Seconds between heartbeats to the scheduler (see [`DEFAULT_HEARTBEAT_SECONDS`]).
+    pub heartbeat_seconds: u64,
+    /// Mutual TLS: fronts on `bind_host`'s two ports, the servers themselves on 127.0.0.1.
+    pub tls: Option<crate::cluster_tls::ClusterTls>,
 }
 
 /// Parses a memory size: bytes, or a number with a K, M, G or T suffix (powers of 1024; "GiB",
@@ -55,10 +59,40 @@ pub fn parse_memory_size(text: &str) -> Result<u64> {
     Ok((value * (1u64 << shift) as f64) as u64)
 }
 
+/// Seconds between an executor's heartbeats: a fifth of the scheduler's default executor timeout,
+/// so one late beat never gets an executor forgotten (Ballista's default is 60 s).
+pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 5;
+
 /// Builds Ballista's executor configuration from [`ExecutorOptions`].
 pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
+    crate::object_storage::register_object_stores();
+    // Tasks read and write `s3://` lakes with stores this process builds from its own environment.
+    let registry = Arc::new(crate::object_storage::LakeObjectStoreRegistry::default());
+    let temp_dir = options.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().to_string_lossy().into_owned());
+    let runtime_producer: ballista_core::RuntimeProducer = Arc::new(move |_| {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_temp_file_path(temp_dir.clone())
+            .with_object_store_registry(registry.clone())
+            .build()?;
+        Ok(Arc::new(runtime))
+    });
+    let (bind_host, endpoint_override, config_producer) = match &options.tls {
+        None => (options.bind_host.clone(), None, None),
+        Some(tls) => {
+            let endpoint = tls.endpoint_override();
+            let for_tasks = endpoint.clone();
+            // Shuffle fetches from other executors read the task's session config.
+            let producer: ballista_core::ConfigProducer = Arc::new(move || {
+                use ballista::extension::SessionConfigExt;
+                datafusion::prelude::SessionConfig::new_with_ballista()
+                    .with_ballista_use_tls(true)
+                    .with_ballista_override_create_grpc_client_endpoint(for_tasks.clone())
+            });
+            (std::net::Ipv4Addr::LOCALHOST.to_string(), Some(endpoint), Some(producer))
+        }
+    };
     ExecutorProcessConfig {
-        bind_host: options.bind_host.clone(),
+        bind_host,
         external_host: Some(options.external_host.clone()),
         port: options.flight_port,
         grpc_port: options.grpc_port,
@@ -67,6 +101,7 @@ pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
         // Wait for a scheduler that is still starting rather than failing at once.
         scheduler_connect_timeout_seconds: 20,
         vcores: options.concurrency,
+        executor_heartbeat_interval_seconds: options.heartbeat_seconds.max(1),
         memory_pool_size: options.memory_pool,
         task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
         work_dir: options.work_dir.clone(),
@@ -79,6 +114,9 @@ pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
         override_logical_codec: Some(Arc::new(BackbeatLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(BackbeatPhysicalCodec::default())),
         override_execution_engine: Some(Arc::new(crate::stage_engine::StageEngine::default())),
+        override_runtime_producer: Some(runtime_producer),
+        override_create_grpc_client_endpoint: endpoint_override,
+        override_config_producer: config_producer,
         ..Default::default()
     }
 }
@@ -86,6 +124,22 @@ pub fn executor_config(options: &ExecutorOptions) -> ExecutorProcessConfig {
 /// Runs an executor until the process is stopped.
 pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     let config = executor_config(&options);
+    let mut fronts = Vec::new();
+    if let Some(tls) = &options.tls {
+        let ip: std::net::IpAddr = options.bind_host.parse().with_context(|| format!("--bind host '{}' is not an IP address", options.bind_host))?;
+        if ip.is_unspecified() || ip == std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST) {
+            anyhow::bail!(
+                "with cluster TLS, --bind must be this host's own address (not {ip}): the TLS front listens there and the \
+                 executor behind it on 127.0.0.1 at the same ports"
+            );
+        }
+        for port in [options.flight_port, options.grpc_port] {
+            let listener = tokio::net::TcpListener::bind((ip, port))
+                .await
+                .with_context(|| format!("cannot bind the executor's TLS front to {ip}:{port}"))?;
+            fronts.push(FrontGuard(tls.spawn_front(listener, (std::net::Ipv4Addr::LOCALHOST, port).into())?));
+        }
+    }
     tracing::info!(
         memory_pool = ?options.memory_pool,
         scheduler = %format!("{}:{}", options.scheduler_host, options.scheduler_port),
@@ -95,6 +149,15 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .with_context(|| format!("executor for scheduler {}:{} stopped", options.scheduler_host, options.scheduler_port))
+}
+
+/// Stops a TLS front with the executor behind it.
+struct FrontGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for FrontGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The lake: a root directory whose Delta tables and Parquet directories are tables by name.
+//! The lake: a root directory (or an `s3://bucket/prefix`, see [`crate::object_storage`]) whose
+//! Delta tables and Parquet directories are tables by name.
 //!
 //! `SELECT * FROM orders` resolves `<lake>/orders/`: a Delta table if it has a `_delta_log`, else a
 //! Parquet table if it holds `.parquet` files. Nothing is registered up front: tables are looked up
@@ -7,35 +8,20 @@
 //! Time travel uses Databricks' `@v` syntax on the table name, quoted because `@` is not an
 //! identifier character: `SELECT * FROM "orders@v3"` reads version 3 of `orders`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use url::Url;
 
 use crate::delta::DeltaTableProvider;
-
-/// Turns a `--lake` argument into a directory: a path, or a `file://` URL. Object-store URLs
-/// (`s3://`, `gs://`, `az://`) are refused with a clear message: the lake must be a local or shared
-/// file system for now.
-pub fn resolve_lake_root(arg: &str) -> Result<PathBuf> {
-    match Url::parse(arg) {
-        Ok(url) if url.scheme() == "file" => url
-            .to_file_path()
-            .map_err(|_| DataFusionError::Configuration(format!("lake URL {arg} is not a local path"))),
-        // A one-letter "scheme" is a Windows drive, not a URL.
-        Ok(url) if url.scheme().len() > 1 => Err(DataFusionError::NotImplemented(format!(
-            "lake {arg}: {}:// lakes are not supported yet; use a local or shared file system path",
-            url.scheme()
-        ))),
-        _ => Ok(PathBuf::from(arg)),
-    }
-}
+pub use crate::object_storage::LakeRoot;
 
 /// Where a lake table lives and in which format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,75 +32,94 @@ pub enum TableFormat {
     Parquet,
 }
 
-/// A lake root on the local file system (shared storage when the cluster spans machines).
+/// A lake root: a local or shared directory, or a prefix in an S3 bucket.
 pub struct LakeCatalog {
-    root: PathBuf,
+    root: LakeRoot,
     /// Tables registered in this session only (`CREATE EXTERNAL TABLE`, `register_*`).
     session_tables: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    /// Tables of an object-store lake seen by the last listing or lookup: DataFusion asks
+    /// `table_names` and `table_exist` synchronously, and listing a bucket is a network call.
+    seen_remote: RwLock<BTreeSet<String>>,
     /// Used only to infer Parquet directory schemas, which needs a session.
     inference: SessionContext,
 }
 
 impl LakeCatalog {
-    /// Opens the lake at `root`, which must exist.
+    /// Opens the lake in directory `root`, which must exist.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
-        let root = std::fs::canonicalize(root).map_err(|e| {
-            DataFusionError::Configuration(format!("lake root {} is not readable: {e}", root.display()))
-        })?;
-        if !root.is_dir() {
-            return Err(DataFusionError::Configuration(format!(
-                "lake root {} is not a directory",
-                root.display()
-            )));
-        }
+        Self::open_root(LakeRoot::local(root.as_ref())?)
+    }
+
+    /// Opens the lake at `root` (local or object storage).
+    pub fn open_root(root: LakeRoot) -> Result<Self> {
+        // Schemas must be inferred with the same string types the sessions read with.
+        let config = datafusion::prelude::SessionConfig::new().set_bool(crate::session::FORCE_VIEW_TYPES, false);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_runtime_env(crate::session::lake_runtime_env()?)
+            .build();
         Ok(Self {
             root,
             session_tables: RwLock::default(),
-            // Schemas must be inferred with the same string types the sessions read with.
-            inference: SessionContext::new_with_config(
-                datafusion::prelude::SessionConfig::new().set_bool(crate::session::FORCE_VIEW_TYPES, false),
-            ),
+            seen_remote: RwLock::default(),
+            inference: SessionContext::new_with_state(state),
         })
     }
 
-    /// The lake's root directory.
-    pub fn root(&self) -> &Path {
+    /// Where the lake is.
+    pub fn lake_root(&self) -> &LakeRoot {
         &self.root
+    }
+
+    /// The lake's directory, or an error naming `what` for features that need a file-system lake.
+    pub fn local_root(&self, what: &str) -> Result<&Path> {
+        self.root.require_local(what)
     }
 
     /// The URL of table `name` (whether or not it exists yet), ending in `/`.
     pub fn table_url(&self, name: &str) -> Result<Url> {
         validate_table_name(name)?;
-        Url::from_directory_path(self.root.join(name))
-            .map_err(|_| DataFusionError::Plan(format!("table path for '{name}' is not absolute")))
+        self.root.child_url(name)
     }
 
     /// The format of table `name`, or `None` if the lake has no such table.
-    pub fn table_format(&self, name: &str) -> Option<TableFormat> {
-        let dir = self.root.join(name);
-        if dir.join("_delta_log").is_dir() {
+    pub async fn table_format(&self, name: &str) -> Result<Option<TableFormat>> {
+        if validate_table_name(name).is_err() {
+            return Ok(None);
+        }
+        if let Some(root) = self.root.local_dir() {
+            return Ok(local_table_format(&root.join(name)));
+        }
+        let format = if self.root.child_dirs(name).await?.iter().any(|d| d == "_delta_log") {
             Some(TableFormat::Delta)
-        } else if dir.is_dir() && has_parquet_files(&dir) {
+        } else if self.root.files(name).await?.iter().any(|f| f.location.extension() == Some("parquet")) {
             Some(TableFormat::Parquet)
         } else {
             None
-        }
+        };
+        let mut seen = self.seen_remote.write().expect("lock");
+        match format {
+            Some(_) => seen.insert(name.to_string()),
+            None => seen.remove(name),
+        };
+        Ok(format)
     }
 
     /// Every table in the lake, sorted by name.
-    pub fn table_names_in_lake(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return vec![];
-        };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
-            .filter(|n| self.table_format(n).is_some())
-            .collect();
+    pub async fn table_names_in_lake(&self) -> Result<Vec<String>> {
+        if let Some(root) = self.root.local_dir() {
+            return Ok(local_table_names(root));
+        }
+        let mut names = vec![];
+        for name in self.root.child_dirs("").await? {
+            if !name.starts_with('.') && !name.starts_with('_') && self.table_format(&name).await?.is_some() {
+                names.push(name);
+            }
+        }
         names.sort();
-        names
+        *self.seen_remote.write().expect("lock") = names.iter().cloned().collect();
+        Ok(names)
     }
 
     async fn parquet_table(&self, name: &str) -> Result<Arc<dyn TableProvider>> {
@@ -175,7 +180,7 @@ pub struct TableSummary {
 impl LakeCatalog {
     /// Reads table `name`'s version, row, file and byte counts.
     pub async fn summarize(&self, name: &str) -> Result<TableSummary> {
-        match self.table_format(name) {
+        match self.table_format(name).await? {
             Some(TableFormat::Delta) => {
                 let url = self.table_url(name)?;
                 let table = crate::delta::load_table(url.as_str(), None).await?;
@@ -198,21 +203,28 @@ impl LakeCatalog {
             }
             Some(TableFormat::Parquet) => {
                 let (mut files, mut bytes, mut rows) = (0u64, 0u64, 0u64);
-                for entry in std::fs::read_dir(self.root.join(name)).map_err(|e| DataFusionError::External(Box::new(e)))?.flatten() {
-                    let path = entry.path();
-                    if path.extension().is_none_or(|x| x != "parquet") {
+                for object in self.root.files(name).await? {
+                    if object.location.extension() != Some("parquet") {
                         continue;
                     }
-                    let file = std::fs::File::open(&path).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
-                    let reader = parquet::file::serialized_reader::SerializedFileReader::new(file)
-                        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", path.display())))?;
-                    rows += parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows().max(0) as u64;
+                    bytes += object.size;
+                    // Deprecated in parquet 59 in favour of a hand-written AsyncFileReader; this
+                    // reads one footer per file for `backbeat tables` and is not a hot path.
+                    #[allow(deprecated)]
+                    let reader = parquet::arrow::async_reader::ParquetObjectReader::new(
+                        self.root.store().clone(),
+                        object.location.clone(),
+                    )
+                    .with_file_size(object.size);
+                    let builder = parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
+                        .await
+                        .map_err(|e| DataFusionError::Execution(format!("{}: {e}", object.location)))?;
+                    rows += builder.metadata().file_metadata().num_rows().max(0) as u64;
                     files += 1;
                 }
                 Ok(TableSummary { name: name.to_string(), format: TableFormat::Parquet, version: None, rows: Some(rows), files, bytes })
             }
-            None => Err(DataFusionError::Plan(format!("no table '{name}' in lake {}", self.root.display()))),
+            None => Err(DataFusionError::Plan(format!("no table '{name}' in lake {}", self.root))),
         }
     }
 }
@@ -265,10 +277,37 @@ fn has_parquet_files(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+fn local_table_format(dir: &Path) -> Option<TableFormat> {
+    if dir.join("_delta_log").is_dir() {
+        Some(TableFormat::Delta)
+    } else if dir.is_dir() && has_parquet_files(dir) {
+        Some(TableFormat::Parquet)
+    } else {
+        None
+    }
+}
+
+fn local_table_names(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return vec![];
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
+        .filter(|n| local_table_format(&root.join(n)).is_some())
+        .collect();
+    names.sort();
+    names
+}
+
 #[async_trait::async_trait]
 impl SchemaProvider for LakeCatalog {
     fn table_names(&self) -> Vec<String> {
-        let mut names = self.table_names_in_lake();
+        let mut names = match self.root.local_dir() {
+            Some(root) => local_table_names(root),
+            None => self.seen_remote.read().expect("lock").iter().cloned().collect(),
+        };
         names.extend(self.session_tables.read().expect("lock").keys().cloned());
         names.sort();
         names.dedup();
@@ -283,7 +322,7 @@ impl SchemaProvider for LakeCatalog {
         if validate_table_name(table).is_err() {
             return Ok(None);
         }
-        match (self.table_format(table), version) {
+        match (self.table_format(table).await?, version) {
             (Some(TableFormat::Delta), _) => {
                 let provider = DeltaTableProvider::open(&self.table_url(table)?, version).await?;
                 Ok(Some(Arc::new(provider)))
@@ -306,6 +345,9 @@ impl SchemaProvider for LakeCatalog {
 
     fn table_exist(&self, name: &str) -> bool {
         self.session_tables.read().expect("lock").contains_key(name)
-            || parse_time_travel(name).is_ok_and(|(t, _)| self.table_format(t).is_some())
+            || parse_time_travel(name).is_ok_and(|(t, _)| match self.root.local_dir() {
+                Some(root) => validate_table_name(t).is_ok() && local_table_format(&root.join(t)).is_some(),
+                None => self.seen_remote.read().expect("lock").contains(t),
+            })
     }
 }

@@ -357,7 +357,7 @@ pub async fn execute(session: &BackbeatSession, statement: LakeStatement) -> Res
     let open = |table: &str| {
         let table = table.to_string();
         async move {
-            match session.lake().table_format(&table) {
+            match session.lake().table_format(&table).await? {
                 Some(TableFormat::Delta) => {}
                 Some(TableFormat::Parquet) => bail!("'{table}' is a Parquet directory; only Delta tables can be changed"),
                 None => bail!("no lake table '{table}' (see SHOW TABLES)"),

@@ -9,6 +9,8 @@
 
 /// Whole lake tables read inside executor tasks, shared by the tasks of one process.
 pub mod broadcast;
+/// Mutual TLS between clients, scheduler and executors: rustls fronts and TLS client endpoints.
+pub mod cluster_tls;
 /// Extension codecs that carry Delta providers and write nodes between client, scheduler, executors.
 pub mod codec;
 /// Delta Lake: scans, the one writer and commit, and the verbs (MERGE, UPDATE, DELETE, OPTIMIZE...).
@@ -27,6 +29,8 @@ pub mod lake_sql;
 pub mod lake_catalog;
 /// A scheduler and executors as OS processes on loopback, for tests and benchmarks.
 pub mod local_cluster;
+/// The lake on S3 as well as on disk: stores from each process's own credentials, safe commits.
+pub mod object_storage;
 /// Comparing results across engines, insensitive to row order and float noise.
 pub mod result_compare;
 /// `mapPartitions`: registered kernels run over each partition of a DataFrame on the executors.

@@ -16,6 +16,8 @@ pub struct LocalCluster {
     port: u16,
     children: Vec<Child>,
     logs: Vec<PathBuf>,
+    /// Environment every process gets (e.g. `AWS_*` for an `s3://` lake).
+    env: Vec<(String, String)>,
     _work: tempfile::TempDir,
 }
 
@@ -32,9 +34,20 @@ impl LocalCluster {
 
     /// [`LocalCluster::start`], with more arguments for the scheduler (`--flight-sql ADDR ...`).
     pub fn start_with(binary: &Path, executors: usize, concurrency: usize, scheduler_args: &[&str]) -> Result<Self> {
+        Self::start_with_env(binary, executors, concurrency, scheduler_args, &[])
+    }
+
+    /// [`LocalCluster::start_with`], with environment variables for every process.
+    pub fn start_with_env(
+        binary: &Path,
+        executors: usize,
+        concurrency: usize,
+        scheduler_args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Self> {
         let mut attempt = 1;
         loop {
-            match Self::start_once(binary, executors, concurrency, scheduler_args) {
+            match Self::start_once(binary, executors, concurrency, scheduler_args, env) {
                 Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
                     tracing::warn!("a port was taken while the local cluster started; retrying ({attempt})");
                     attempt += 1;
@@ -44,7 +57,13 @@ impl LocalCluster {
         }
     }
 
-    fn start_once(binary: &Path, executors: usize, concurrency: usize, scheduler_args: &[&str]) -> Result<Self> {
+    fn start_once(
+        binary: &Path,
+        executors: usize,
+        concurrency: usize,
+        scheduler_args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Self> {
         let work = tempfile::Builder::new().prefix("backbeat-cluster-").tempdir()?;
         let port = free_port()?;
         let mut cluster = Self {
@@ -52,6 +71,7 @@ impl LocalCluster {
             port,
             children: vec![],
             logs: vec![],
+            env: env.to_vec(),
             _work: work,
         };
         let bind = format!("127.0.0.1:{port}");
@@ -61,27 +81,8 @@ impl LocalCluster {
         wait_for(Duration::from_secs(30), "the scheduler to listen", || {
             TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
         })?;
-        for i in 0..executors {
-            let flight = free_port()?;
-            let grpc = free_port()?;
-            let dir = cluster._work.path().join(format!("executor-{i}"));
-            cluster.spawn(
-                binary,
-                &format!("executor-{i}"),
-                &[
-                    "executor",
-                    "--scheduler",
-                    &format!("127.0.0.1:{port}"),
-                    "--bind",
-                    &format!("127.0.0.1:{flight}"),
-                    "--grpc-port",
-                    &grpc.to_string(),
-                    "--work-dir",
-                    &dir.to_string_lossy(),
-                    "--concurrency",
-                    &concurrency.to_string(),
-                ],
-            )?;
+        for _ in 0..executors {
+            cluster.add_executor(binary, concurrency)?;
         }
         let result = wait_for(Duration::from_secs(60), "the executors to register", || {
             cluster.executor_count() == executors
@@ -90,6 +91,45 @@ impl LocalCluster {
             bail!("{e}\n{}", cluster.logs());
         }
         Ok(cluster)
+    }
+
+    /// Starts one more executor process (it registers by itself; see [`LocalCluster::executor_count`]).
+    pub fn add_executor(&mut self, binary: &Path, concurrency: usize) -> Result<()> {
+        let i = self.children.len() - 1;
+        let (port, flight, grpc) = (self.port, free_port()?, free_port()?);
+        let dir = self._work.path().join(format!("executor-{i}"));
+        self.spawn(
+            binary,
+            &format!("executor-{i}"),
+            &[
+                "executor",
+                "--scheduler",
+                &format!("127.0.0.1:{port}"),
+                "--bind",
+                &format!("127.0.0.1:{flight}"),
+                "--grpc-port",
+                &grpc.to_string(),
+                "--work-dir",
+                &dir.to_string_lossy(),
+                "--concurrency",
+                &concurrency.to_string(),
+            ],
+        )
+    }
+
+    /// Kills executor `i` (in start order) with SIGKILL: no goodbye to the scheduler.
+    pub fn kill_executor(&mut self, i: usize) -> Result<()> {
+        let child = self.children.get_mut(i + 1).with_context(|| format!("no executor {i}"))?;
+        child.kill().context("kill executor")?;
+        child.wait().context("reap executor")?;
+        Ok(())
+    }
+
+    /// Kills the scheduler with SIGKILL.
+    pub fn kill_scheduler(&mut self) -> Result<()> {
+        self.children[0].kill().context("kill scheduler")?;
+        self.children[0].wait().context("reap scheduler")?;
+        Ok(())
     }
 
     /// `df://127.0.0.1:PORT`, for `--cluster` and [`crate::session::ClusterTarget::Remote`].
@@ -129,6 +169,7 @@ impl LocalCluster {
         let child = Command::new(binary)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -186,6 +227,9 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 fn http_get_from(host: &str, port: u16, path: &str) -> Option<String> {
+    if let Some(tls) = crate::cluster_tls::ClusterTls::current() {
+        return crate::cluster_tls::https_get(tls, host, port, path).ok();
+    }
     let mut stream = TcpStream::connect((host, port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
@@ -194,4 +238,55 @@ fn http_get_from(host: &str, port: u16, path: &str) -> Option<String> {
     let (head, body) = response.split_once("\r\n\r\n")?;
     let status_ok = head.split_whitespace().nth(1) == Some("200");
     status_ok.then(|| body.to_string())
+}
+
+/// GETs `path` from the HTTP server at `host:port` (a scheduler's REST API, `/api/...`) and parses
+/// the body as JSON. The same plain HTTP/1.0 request as the loopback helpers, but any host, and
+/// the error says what went wrong: the name did not resolve, nothing accepted the connection, no
+/// answer in time, a status other than 200 (with the start of the body, where Ballista puts its
+/// reason), or a body that is not JSON. Connecting, sending and reading each give up after 5 s.
+pub fn http_get_json(host: &str, port: u16, path: &str) -> std::result::Result<serde_json::Value, String> {
+    use std::io::ErrorKind;
+    if let Some(tls) = crate::cluster_tls::ClusterTls::current() {
+        let body = crate::cluster_tls::https_get(tls, host, port, path)?;
+        return serde_json::from_str(&body).map_err(|e| format!("the response is not JSON ({e})"));
+    }
+    use std::net::ToSocketAddrs;
+    let timeout = Duration::from_secs(5);
+    let io_error = |what: &str, e: std::io::Error| match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => format!("{what}: no answer within {timeout:?}"),
+        _ => format!("{what}: {e}"),
+    };
+    let addrs = (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve '{host}': {e}"))?;
+    let mut stream = Err(format!("'{host}' resolves to no address"));
+    for addr in addrs {
+        stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| io_error(&format!("cannot connect to {addr}"), e));
+        if stream.is_ok() {
+            break;
+        }
+    }
+    let mut stream = stream?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| io_error("cannot set socket timeouts", e))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| io_error("cannot send the request", e))?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).map_err(|e| io_error("cannot read the response", e))?;
+    let response = String::from_utf8_lossy(&bytes);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP response ({} bytes without a blank line after the headers)", bytes.len()))?;
+    let status_line = head.lines().next().unwrap_or_default().trim();
+    if status_line.split_whitespace().nth(1) != Some("200") {
+        let detail: String = body.trim().chars().take(300).collect();
+        return Err(if detail.is_empty() {
+            format!("HTTP status '{status_line}'")
+        } else {
+            format!("HTTP status '{status_line}': {detail}")
+        });
+    }
+    let start: String = body.chars().take(100).collect();
+    serde_json::from_str(body).map_err(|e| format!("the response is not JSON ({e}): '{start}'"))
 }

@@ -23,8 +23,18 @@ pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 /// Push-staged scheduling: the scheduler hands tasks to executors as soon as a stage is runnable,
 /// instead of executors polling every 50 ms (which is what makes Ballista's standalone mode slow).
 /// Round-robin task distribution spreads a stage's tasks over all executors.
-pub fn scheduler_config(host: &str, port: u16) -> SchedulerConfig {
+///
+/// A lost executor is noticed when its heartbeats stop for `executor_timeout_seconds`: the
+/// scheduler then forgets it and reruns the stages whose outputs it held. Ballista's default is
+/// 180 s against a 60 s heartbeat; backbeat's executors beat every
+/// [`crate::executor_process::DEFAULT_HEARTBEAT_SECONDS`] so the default here is
+/// [`DEFAULT_EXECUTOR_TIMEOUT_SECONDS`] (Spark: 10 s heartbeats, 120 s network timeout).
+pub fn scheduler_config(host: &str, port: u16, executor_timeout_seconds: u64) -> SchedulerConfig {
     SchedulerConfig {
+        executor_timeout_seconds,
+        // Look for silent executors every few seconds, so detection takes the timeout, not more.
+        expire_dead_executor_interval_seconds: 3,
+        no_executors_grace_period_seconds: executor_timeout_seconds,
         bind_host: host.to_string(),
         external_host: host.to_string(),
         bind_port: port,
@@ -37,32 +47,57 @@ pub fn scheduler_config(host: &str, port: u16) -> SchedulerConfig {
     }
 }
 
+/// Seconds without a heartbeat after which the scheduler forgets an executor.
+pub const DEFAULT_EXECUTOR_TIMEOUT_SECONDS: u64 = 30;
+
 /// A scheduler bound to its port and ready to serve.
 pub struct BoundScheduler {
+    /// Where Ballista's server listens: the public address, or 127.0.0.1 behind a TLS front.
     listener: TcpListener,
+    /// The TLS front's listener on the public address, when the cluster uses TLS.
+    front: Option<(TcpListener, crate::cluster_tls::ClusterTls)>,
     server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
 }
 
 impl BoundScheduler {
     /// Binds `addr` (port 0 picks a free port) and initialises the scheduler state.
     pub async fn bind(addr: SocketAddr) -> Result<Self> {
-        let listener = TcpListener::bind(addr)
+        Self::bind_with(addr, DEFAULT_EXECUTOR_TIMEOUT_SECONDS, None).await
+    }
+
+    /// [`BoundScheduler::bind`], forgetting executors silent for `executor_timeout_seconds`, and
+    /// with `tls` serving mutual TLS on `addr` in front of a loopback-only Ballista server.
+    pub async fn bind_with(addr: SocketAddr, executor_timeout_seconds: u64, tls: Option<&crate::cluster_tls::ClusterTls>) -> Result<Self> {
+        let public = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot bind scheduler to {addr}"))?;
+        let (listener, front) = match tls {
+            None => (public, None),
+            Some(tls) => {
+                let inner = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await.context("cannot bind the scheduler behind its TLS front")?;
+                (inner, Some((public, tls.clone())))
+            }
+        };
         let local = listener.local_addr()?;
-        let config = Arc::new(scheduler_config(&local.ip().to_string(), local.port()));
+        let mut config = scheduler_config(&local.ip().to_string(), local.port(), executor_timeout_seconds);
+        if let Some(tls) = tls {
+            config.use_tls = true;
+            config.override_create_grpc_client_endpoint = Some(tls.endpoint_override());
+        }
+        let config = Arc::new(config);
         let cluster = BallistaCluster::new_from_config(&config)
             .await
             .context("cannot create scheduler cluster state")?;
         let server = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config)
             .await
             .context("cannot start scheduler")?;
-        Ok(Self { listener, server })
+        Ok(Self { listener, front, server })
     }
 
     /// The address the scheduler listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        let listener = self.front.as_ref().map_or(&self.listener, |(front, _)| front);
+        listener.local_addr().expect("bound listener has an address")
     }
 
     /// A handle on the scheduler's state, e.g. to see which executors have registered.
@@ -72,7 +107,11 @@ impl BoundScheduler {
 
     /// Serves gRPC, REST and metrics until the process ends.
     pub async fn serve(self) -> Result<()> {
-        tracing::info!(addr = %self.local_addr(), "backbeat scheduler listening");
+        tracing::info!(addr = %self.local_addr(), tls = self.front.is_some(), "backbeat scheduler listening");
+        let _front = match self.front {
+            Some((front, tls)) => Some(FrontGuard(tls.spawn_front(front, self.listener.local_addr()?)?)),
+            None => None,
+        };
         start_grpc_service_with_listener(self.listener, self.server)
             .await
             .context("scheduler stopped")
@@ -82,4 +121,13 @@ impl BoundScheduler {
 /// Runs a scheduler on `addr` until the process is stopped.
 pub async fn run_scheduler(addr: SocketAddr) -> Result<()> {
     BoundScheduler::bind(addr).await?.serve().await
+}
+
+/// Stops a TLS front with the server behind it.
+struct FrontGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for FrontGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -26,7 +26,7 @@ use crate::delta::DeltaTableProvider;
 use crate::delta::schema::delta_compatible_schema;
 pub use crate::delta::WriteMode;
 use crate::embedded_cluster::EmbeddedCluster;
-use crate::lake_catalog::{LakeCatalog, TableFormat};
+use crate::lake_catalog::{LakeCatalog, LakeRoot, TableFormat};
 use crate::local_cluster::scheduler_vcores;
 use crate::sql_script::{Statement, parse_statement};
 use crate::udf_registry::backbeat_udfs;
@@ -63,14 +63,23 @@ pub fn scheduler_session_state(config: SessionConfig) -> datafusion::common::Res
         tracing::warn!("cannot turn off Ballista's adaptive planner in a scheduler session: {e}");
     }
     let state = ballista_core::utils::default_session_builder(config)?;
-    // Plans map-partitions steps (ALS solves, kNN) as well as everything DataFusion plans.
+    // Plans map-partitions steps (ALS solves, kNN) as well as everything DataFusion plans; lists
+    // `s3://` lakes with stores built from the scheduler's own environment.
     let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(lake_runtime_env()?)
         .with_query_planner(Arc::new(crate::map_partitions::BackbeatQueryPlanner))
         .build();
     for udf in backbeat_udfs() {
         datafusion::execution::FunctionRegistry::register_udf(&mut state, udf)?;
     }
     Ok(state)
+}
+
+/// A runtime whose object-store registry resolves `s3://` lakes (see [`crate::object_storage`]).
+pub fn lake_runtime_env() -> datafusion::common::Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    crate::object_storage::register_object_stores();
+    let registry = Arc::new(crate::object_storage::LakeObjectStoreRegistry::default());
+    Ok(Arc::new(datafusion::execution::runtime_env::RuntimeEnvBuilder::new().with_object_store_registry(registry).build()?))
 }
 
 /// Where queries run.
@@ -96,9 +105,16 @@ pub struct BackbeatSession {
 }
 
 impl BackbeatSession {
-    /// Connects to `target` with the lake at `lake_root` (which must exist).
+    /// Connects to `target` with the lake in directory `lake_root` (which must exist).
     pub async fn connect(target: ClusterTarget, lake_root: &Path) -> Result<Self> {
-        let lake = Arc::new(LakeCatalog::open(lake_root)?);
+        Self::connect_lake(target, LakeRoot::local(lake_root)?).await
+    }
+
+    /// Connects to `target` with the lake at `lake` (a directory or an `s3://` prefix), after
+    /// checking that the lake can be listed.
+    pub async fn connect_lake(target: ClusterTarget, lake: LakeRoot) -> Result<Self> {
+        lake.check().await?;
+        let lake = Arc::new(LakeCatalog::open_root(lake)?);
         let (url, embedded, slots) = match target {
             ClusterTarget::Embedded { concurrency } => {
                 let cluster = EmbeddedCluster::start(concurrency).await?;
@@ -120,10 +136,14 @@ impl BackbeatSession {
         // trip each), and every hash exchange writes 16 files per task: TPC-H SF1 took 14.0 s
         // embedded at 16 partitions and 9.2 s at 2. One partition per task slot is the default;
         // `SET datafusion.execution.target_partitions = N` overrides it per session.
-        let config = client_session_config().with_target_partitions(slots.max(1));
+        let mut config = client_session_config().with_target_partitions(slots.max(1));
+        if let (None, Some(tls)) = (&embedded, crate::cluster_tls::ClusterTls::current()) {
+            config = config.with_ballista_use_tls(true).with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override());
+        }
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_runtime_env(lake_runtime_env()?)
             .build();
         let ctx = SessionContext::remote_with_state(&url, state)
             .await
@@ -189,7 +209,7 @@ impl BackbeatSession {
                 partition_by,
                 query,
             } => {
-                if self.lake.table_format(&name).is_some() {
+                if self.lake.table_format(&name).await?.is_some() {
                     if if_not_exists {
                         return Ok(self.ctx.sql("SELECT arrow_cast(0, 'UInt64') AS count").await?);
                     }
@@ -220,7 +240,7 @@ impl BackbeatSession {
         partition_by: &[String],
     ) -> Result<DataFrame> {
         let url = self.lake.table_url(name)?;
-        let existing = self.lake.table_format(name);
+        let existing = self.lake.table_format(name).await?;
         if existing == Some(TableFormat::Parquet) {
             bail!("'{name}' is a Parquet directory; backbeat writes Delta tables only");
         }

@@ -127,7 +127,7 @@ pub async fn export_table(
     let sql = match query {
         Some(q) => q.to_string(),
         None => {
-            ensure!(session.lake().table_format(table).is_some(), "no table '{table}' in the lake");
+            ensure!(session.lake().table_format(table).await?.is_some(), "no table '{table}' in the lake");
             format!("SELECT * FROM {}", quote_ident(table))
         }
     };

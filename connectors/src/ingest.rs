@@ -207,7 +207,7 @@ pub async fn run_ingest(session: &BackbeatSession, plan: SourcePlan, options: &I
     drop(results);
     progress.finish();
     if let Some(e) = failure {
-        discard(&targets, &outcomes);
+        discard(&targets, &outcomes).await;
         return Err(e.context("ingest failed; nothing was committed"));
     }
 
@@ -224,7 +224,7 @@ pub async fn run_ingest(session: &BackbeatSession, plan: SourcePlan, options: &I
         if let Some(limit) = options.max_reject_rate {
             let rate = if outcome.read == 0 { 0.0 } else { outcome.rejects.len() as f64 / outcome.read as f64 };
             if rate > limit {
-                discard(&targets, &outcomes);
+                discard(&targets, &outcomes).await;
                 bail!(
                     "table '{}': {} of {} rows rejected ({:.2}%), above --max-reject-rate {:.2}%; nothing was committed. First reject: {}",
                     target.name,
@@ -287,7 +287,7 @@ async fn prepare_target(lake: &LakeCatalog, table: &TargetTable, mode: WriteMode
     let name = &table.name;
     let url = lake.table_url(name)?;
     let schema = table.spec.arrow_schema();
-    let existing = match lake.table_format(name) {
+    let existing = match lake.table_format(name).await? {
         Some(TableFormat::Parquet) => bail!("'{name}' is a Parquet directory; ingest writes Delta tables only"),
         Some(TableFormat::Delta) => {
             let provider = DeltaTableProvider::open(&url, None).await?;
@@ -385,17 +385,19 @@ async fn write_partition(
 
 /// Removes files written by a run that will not be committed (best effort: unreferenced files
 /// are invisible anyway).
-fn discard(targets: &[Target], outcomes: &[TableOutcome]) {
+async fn discard(targets: &[Target], outcomes: &[TableOutcome]) {
+    use object_store::ObjectStoreExt;
     for (target, outcome) in targets.iter().zip(outcomes) {
         if let Some(staging) = &target.staging {
-            remove_staging(&target.write_spec, staging);
+            remove_staging(&target.write_spec, staging).await;
             continue;
         }
-        let Ok(root) = url::Url::parse(&target.write_spec.uri).map(|u| u.to_file_path()) else { continue };
-        let Ok(root) = root else { continue };
+        let Ok(url) = url::Url::parse(&target.write_spec.uri) else { continue };
+        let Ok((store, root)) = backbeat_cluster::object_storage::store_for_url(&url) else { continue };
         for add in &outcome.adds {
             let path = percent_decode(&add.path);
-            let _ = std::fs::remove_file(root.join(path));
+            let location = path.split('/').fold(root.clone(), |p, part| p.join(part));
+            let _ = store.delete(&location).await;
         }
     }
 }
@@ -407,9 +409,24 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_else(|| s.to_string())
 }
 
-fn remove_staging(spec: &DeltaTableSpec, name: &str) {
-    if let Ok(Ok(dir)) = url::Url::parse(&spec.uri).map(|u| u.to_file_path()) {
+/// Removes a merge staging table (a directory, or every object under its prefix).
+async fn remove_staging(spec: &DeltaTableSpec, name: &str) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let Ok(url) = url::Url::parse(&spec.uri) else { return };
+    if let Ok(dir) = url.to_file_path() {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(staging = name, error = %e, "could not remove merge staging table");
+        }
+        return;
+    }
+    let Ok((store, prefix)) = backbeat_cluster::object_storage::store_for_url(&url) else { return };
+    let objects: Vec<_> = match store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await {
+        Ok(objects) => objects,
+        Err(e) => return tracing::warn!(staging = name, error = %e, "could not list merge staging table"),
+    };
+    for location in objects {
+        if let Err(e) = store.delete(&location).await {
             tracing::warn!(staging = name, error = %e, "could not remove merge staging table");
         }
     }
@@ -425,7 +442,7 @@ async fn commit_target(session: &BackbeatSession, target: &Target, adds: Vec<Add
         return Ok(outcome.version);
     };
     let result = merge_staged(session, target, staging, adds).await;
-    remove_staging(&target.write_spec, staging);
+    remove_staging(&target.write_spec, staging).await;
     result
 }
 
@@ -458,7 +475,7 @@ async fn merge_staged(session: &BackbeatSession, target: &Target, staging: &str,
         k = keys.join(", "),
     );
     let lake = session.lake();
-    if lake.table_format(&target.name).is_none() {
+    if lake.table_format(&target.name).await?.is_none() {
         let df = session.context().sql(&latest).await.with_context(|| format!("planning merge into '{}'", target.name))?;
         let batches = session.write_table(df, &target.name, WriteMode::Create, &[]).await?.collect().await?;
         tracing::info!(table = %target.name, rows = rows_written(&batches), "merge created the table");
@@ -481,7 +498,7 @@ async fn commit_rejects(lake: &LakeCatalog, table: &str, run_id: &str, at: i64, 
     let name = rejected_table_name(table);
     let url = lake.table_url(&name)?;
     let schema = rejected_schema();
-    let spec = match lake.table_format(&name) {
+    let spec = match lake.table_format(&name).await? {
         Some(_) => DeltaTableProvider::open(&url, None).await?.spec().clone(),
         None => DeltaTableProvider::for_create(&url, schema.clone(), vec![], false)?.spec().clone(),
     };

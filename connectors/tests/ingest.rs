@@ -146,8 +146,8 @@ async fn reject_rate_limit_and_bad_files_commit_nothing() {
     let err = run_ingest(&session, csv_plan("orders", orders_spec(), &orders), &strict).await.unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("max-reject-rate") && message.contains("orders.csv"), "{message}");
-    assert!(session.lake().table_format("orders").is_none(), "nothing committed");
-    assert!(session.lake().table_format("orders__rejected").is_none());
+    assert!(session.lake().table_format("orders").await.unwrap().is_none(), "nothing committed");
+    assert!(session.lake().table_format("orders__rejected").await.unwrap().is_none());
 
     // A clean first version, then bad files: the table stays at version 0.
     let clean = dir.path().join("clean.csv");

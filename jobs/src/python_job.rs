@@ -58,7 +58,7 @@ pub async fn run(session: &BackbeatSession, path: &Path, params: &BTreeMap<Strin
         FlightSqlOptions { bind: "127.0.0.1:0".parse().expect("static address"), token: Some(token.clone()), tls: None },
     )
     .await?;
-    let outcome = run_script(path, params, &server.uri(), &token, session.lake().root()).await;
+    let outcome = run_script(path, params, &server.uri(), &token, &session.lake().lake_root().to_string()).await;
     let rows_written = server.rows_written();
     server.shutdown().await?;
     outcome?;
@@ -74,7 +74,7 @@ async fn run_script(
     params: &BTreeMap<String, String>,
     uri: &str,
     token: &BearerToken,
-    lake: &Path,
+    lake: &str,
 ) -> Result<()> {
     let python = interpreter();
     let mut command = tokio::process::Command::new(&python);

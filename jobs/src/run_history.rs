@@ -96,7 +96,7 @@ pub async fn record(session: &BackbeatSession, run: &RunRecord) -> Result<()> {
 /// Adds the pipeline columns to a history written before them, in one commit (a no-op when the
 /// table is missing or already has them).
 async fn upgrade(session: &BackbeatSession) -> Result<()> {
-    if session.lake().table_format(RUNS_TABLE).is_none() {
+    if session.lake().table_format(RUNS_TABLE).await?.is_none() {
         return Ok(());
     }
     let df = session.context().table(RUNS_TABLE).await?;

@@ -456,8 +456,8 @@ pub async fn fit_summary(session: &BackbeatSession, summary: &str, model_table: 
         anyhow::Ok((bgnbd, spend))
     }
     .await;
-    drop_table(session, &triples)?;
-    drop_table(session, &spend)?;
+    drop_table(session, &triples).await?;
+    drop_table(session, &spend).await?;
     let (bgnbd, spend) = result?;
     let model_id = uuid::Uuid::new_v4().to_string();
     let lit = |v: Option<f64>| v.map_or("CAST(NULL AS DOUBLE)".to_string(), |v| format!("CAST({v:e} AS DOUBLE)"));
@@ -480,7 +480,7 @@ pub async fn fit_summary(session: &BackbeatSession, summary: &str, model_table: 
         rows.join(", ")
     );
     let df = session.context().sql(&sql).await?;
-    let mode = if session.lake().table_format(model_table).is_some() { WriteMode::Append } else { WriteMode::Create };
+    let mode = if session.lake().table_format(model_table).await?.is_some() { WriteMode::Append } else { WriteMode::Create };
     session.write_table(df, model_table, mode, &[]).await?.collect().await.with_context(|| format!("writing {model_table}"))?;
     tracing::info!(r = b.params.r, alpha = b.params.alpha, a = b.params.a, b = b.params.b, ll = b.log_likelihood, "BG/NBD fitted");
     Ok(SummaryFit { model_id, bgnbd, spend })

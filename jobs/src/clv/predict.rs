@@ -29,7 +29,7 @@ pub struct FittedModels {
 
 /// The fit `model_id` of `model_table`, or with an empty id the latest fit of `summary`.
 pub async fn load_models(session: &BackbeatSession, model_table: &str, summary: &str, model_id: &str) -> Result<FittedModels> {
-    ensure!(session.lake().table_format(model_table).is_some(), "no model table '{model_table}' in the lake: run clv_fit first");
+    ensure!(session.lake().table_format(model_table).await?.is_some(), "no model table '{model_table}' in the lake: run clv_fit first");
     // The latest fit is looked up first and matched as a literal: Ballista 55 answered the same as
     // one statement, `model_id = (SELECT ... ORDER BY fitted_at DESC LIMIT 1)`, with no rows once
     // the table had two files (intermittently on the 2-executor cluster; the ignored test

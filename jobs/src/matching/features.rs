@@ -114,6 +114,6 @@ pub async fn catalogue(session: &BackbeatSession, s: &Sources) -> Result<()> {
            WHERE k = 1) rare ON c.isrc = rare.isrc"
     ))
     .await?;
-    crate::recs::drop_table(session, &format!("{out}_catalogue_fields"))?;
+    crate::recs::drop_table(session, &format!("{out}_catalogue_fields")).await?;
     Ok(())
 }

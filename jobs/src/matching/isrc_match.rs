@@ -71,7 +71,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     }
     let (_, catalogue_version) = pinned(session, &c.sources.catalogue).await?;
     let stored = stored_model(session, out).await?;
-    let full = c.full || stored.as_ref().is_none_or(|(v, _)| *v != catalogue_version) || !table_exists(session, &format!("{w}_catalogue"));
+    let full = c.full || stored.as_ref().is_none_or(|(v, _)| *v != catalogue_version) || !table_exists(session, &format!("{w}_catalogue")).await?;
 
     let mut phases = Phases { laps: Vec::new(), last: std::time::Instant::now() };
     parse_items(session, &c.sources).await?;
@@ -118,7 +118,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     score(session, &c, &model).await?;
     phases.lap("weights, best per item");
     let written = merge_outputs(session, &c).await?;
-    drop_table(session, &format!("{w}_levels"))?;
+    drop_table(session, &format!("{w}_levels")).await?;
     phases.lap("merge outputs");
 
     let mut report = vec![blocking_section(session, &blocking, changed, full).await?];
@@ -158,13 +158,13 @@ impl Phases {
     }
 }
 
-fn table_exists(session: &BackbeatSession, name: &str) -> bool {
-    session.lake().root().join(name).join("_delta_log").is_dir()
+async fn table_exists(session: &BackbeatSession, name: &str) -> Result<bool> {
+    Ok(session.lake().table_format(name).await? == Some(backbeat_cluster::lake_catalog::TableFormat::Delta))
 }
 
 /// The latest stored model and the catalogue version it was fitted on.
 async fn stored_model(session: &BackbeatSession, out: &str) -> Result<Option<(u64, Model)>> {
-    if !table_exists(session, &format!("{out}_model")) {
+    if !table_exists(session, &format!("{out}_model")).await? {
         return Ok(None);
     }
     let batches = run_sql(session, &format!("SELECT catalogue_version, model_json FROM {out}_model ORDER BY fitted_at DESC LIMIT 1")).await?;
@@ -175,7 +175,7 @@ async fn stored_model(session: &BackbeatSession, out: &str) -> Result<Option<(u6
 
 async fn save_model(session: &BackbeatSession, out: &str, version: u64, model: &Model) -> Result<()> {
     let json = serde_json::to_string(model)?.replace('\'', "''");
-    let verb = if table_exists(session, &format!("{out}_model")) { format!("INSERT INTO {out}_model") } else { format!("CREATE TABLE {out}_model AS") };
+    let verb = if table_exists(session, &format!("{out}_model")).await? { format!("INSERT INTO {out}_model") } else { format!("CREATE TABLE {out}_model AS") };
     run_sql(session, &format!(
         "{verb} SELECT now() AS fitted_at, CAST({version} AS BIGINT) AS catalogue_version, CAST({} AS DOUBLE) AS lambda, \
          CAST({} AS BIGINT) AS em_iterations, '{json}' AS model_json",
@@ -247,7 +247,7 @@ async fn merge_outputs(session: &BackbeatSession, c: &MatchConfig) -> Result<u64
     let mut written = 0;
     for (name, select) in new {
         let table = format!("{out}_{name}");
-        let sql = if table_exists(session, &table) {
+        let sql = if table_exists(session, &table).await? {
             format!("CREATE OR REPLACE TABLE {table} AS SELECT * FROM {table} WHERE item_id NOT IN (SELECT item_id FROM {w}_todo) UNION ALL {select}")
         } else {
             format!("CREATE TABLE {table} AS {select}")

@@ -141,7 +141,7 @@ pub fn context(session: &BackbeatSession, pipeline: &Pipeline, ds: chrono::Naive
     let mut values = BTreeMap::from([
         ("ds".to_string(), ds.format("%Y-%m-%d").to_string()),
         ("ds_nodash".to_string(), ds.format("%Y%m%d").to_string()),
-        ("lake".to_string(), session.lake().root().display().to_string()),
+        ("lake".to_string(), session.lake().lake_root().to_string()),
         ("run_key".to_string(), run_key.to_string()),
     ]);
     for (name, _) in given {
@@ -161,7 +161,7 @@ pub fn context(session: &BackbeatSession, pipeline: &Pipeline, ds: chrono::Naive
 
 /// Steps that succeeded under `run_key` in earlier runs of `pipeline`.
 async fn succeeded_before(session: &BackbeatSession, pipeline: &str, run_key: &str) -> Result<Vec<String>> {
-    if session.lake().table_format(RUNS_TABLE).is_none() {
+    if session.lake().table_format(RUNS_TABLE).await?.is_none() {
         return Ok(vec![]);
     }
     let have_steps = session.context().table(RUNS_TABLE).await?.schema().field_with_unqualified_name("step").is_ok();

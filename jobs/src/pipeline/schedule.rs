@@ -58,7 +58,7 @@ pub async fn run_schedule(session: &BackbeatSession, pipelines: &[Pipeline], opt
     let mut scheduled = Vec::new();
     for p in pipelines {
         let spec = p.schedule.as_ref().with_context(|| format!("pipeline {} has no schedule: section", p.name))?;
-        let dir = schedule_dir(session.lake().root(), &p.name);
+        let dir = schedule_dir(session.lake().local_root("pipeline schedules (their leases are files)")?, &p.name);
         // Bad variables fail now, not at the first slot hours later.
         super::run::context(session, p, started.date_naive(), "check", &options.vars)?;
         let cursor = last_done(&dir).unwrap_or(started);
@@ -73,7 +73,7 @@ pub async fn run_schedule(session: &BackbeatSession, pipelines: &[Pipeline], opt
         }
         let now = Utc::now();
         for s in &mut scheduled {
-            let dir = schedule_dir(session.lake().root(), &s.pipeline.name);
+            let dir = schedule_dir(session.lake().local_root("pipeline schedules")?, &s.pipeline.name);
             let candidates: Vec<DateTime<Utc>> = s.cron.slots_between(s.cursor, now, 100_000)?.into_iter().filter(|slot| !done_marker(&dir, *slot).exists()).collect();
             let backlog: Vec<DateTime<Utc>> = candidates.iter().copied().filter(|t| *t <= previous_tick).collect();
             let current: Vec<DateTime<Utc>> = candidates.iter().copied().filter(|t| *t > previous_tick).collect();

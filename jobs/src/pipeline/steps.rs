@@ -131,7 +131,7 @@ pub async fn run_attempt(session: &BackbeatSession, step: &Step, ctx: &Context) 
                 };
                 recorded.insert("scale".into(), scale.to_string());
                 recorded.insert("seed".into(), d.seed.to_string());
-                let config = backbeat_datasets::datagen::DatagenConfig { scale, seed: d.seed, out: session.lake().root().to_path_buf(), datasets, dirty_rate: 0.0 };
+                let config = backbeat_datasets::datagen::DatagenConfig { scale, seed: d.seed, out: session.lake().local_root("datagen")?.to_path_buf(), datasets, dirty_rate: 0.0 };
                 let manifest = tokio::task::spawn_blocking(move || backbeat_datasets::datagen::generate(&config)).await??;
                 anyhow::Ok(count_leaves(&serde_json::to_value(&manifest.counts)?))
             }

@@ -185,8 +185,8 @@ pub async fn train(session: &BackbeatSession, config: &AlsConfig) -> Result<AlsO
         let items = run_sweep(session, &sweep(Side::Items, &user_src, &item_src, items_dir.clone(), true), n_items, tasks).await?;
         item_src = Factors::Blocks { dir: items_dir };
         // After this iteration, the previous one's blocks are read by nobody.
-        scratch.remove(&format!("users-{}", iteration - 1))?;
-        scratch.remove(&format!("items-{}", iteration - 1))?;
+        scratch.remove(&format!("users-{}", iteration - 1)).await?;
+        scratch.remove(&format!("items-{}", iteration - 1)).await?;
         let loss = items.fit + items.reg + users.reg;
         let seconds = clock.elapsed().as_secs_f64();
         tracing::info!(iteration, loss, seconds, "ALS iteration");
@@ -218,11 +218,11 @@ pub async fn train(session: &BackbeatSession, config: &AlsConfig) -> Result<AlsO
             "CREATE OR REPLACE TABLE {table} AS SELECT w.idx AS {idx}, i.{id}, w.factors FROM {work} w JOIN {p}_{side} i ON w.idx = i.{idx}"
         ))
         .await?;
-        drop_table(session, &work)?;
+        drop_table(session, &work).await?;
         let rows = backbeat_cluster::session::rows_written(&written);
         ensure!(rows == n as u64, "{table}: wrote {rows} rows for {n} {side}");
     }
-    scratch.remove_all()?;
+    scratch.remove_all().await?;
     Ok(AlsOutcome { shape: (n_users, n_items, nnz), losses })
 }
 
@@ -268,7 +268,7 @@ async fn run_sweep(session: &BackbeatSession, task: &AlsTask, n: usize, tasks: u
 /// its leading underscore), removed when training ends or fails. A killed client leaves its
 /// directory behind; the next training removes any untouched for a day.
 struct Scratch {
-    root: std::path::PathBuf,
+    lake: backbeat_cluster::lake_catalog::LakeRoot,
     run: String,
 }
 
@@ -276,38 +276,55 @@ struct Scratch {
 const STALE_SCRATCH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Scratch {
+    /// Factor blocks live in the lake (`_scratch/als-<run>/`): every executor must read them.
     fn new(session: &BackbeatSession) -> Result<Self> {
-        let parent = session.lake().root().join("_scratch");
-        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-            let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_SCRATCH));
-            if stale && entry.file_name().to_string_lossy().starts_with("als-") {
-                tracing::info!(dir = %entry.path().display(), "removing a stale ALS scratch directory");
-                remove_dir(&entry.path())?;
+        let lake = session.lake().lake_root().clone();
+        if let Some(root) = lake.local_dir() {
+            let parent = root.join("_scratch");
+            for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+                let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_SCRATCH));
+                if stale && entry.file_name().to_string_lossy().starts_with("als-") {
+                    tracing::info!(dir = %entry.path().display(), "removing a stale ALS scratch directory");
+                    remove_dir(&entry.path())?;
+                }
             }
         }
-        let run = uuid::Uuid::new_v4().to_string();
-        let root = parent.join(format!("als-{run}"));
-        std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-        Ok(Self { root, run })
+        Ok(Self { lake, run: uuid::Uuid::new_v4().to_string() })
+    }
+
+    fn relative(&self, name: &str) -> String {
+        format!("_scratch/als-{}/{name}", self.run)
     }
 
     /// The URL of subdirectory `name`, ending in `/`.
     fn dir(&self, name: &str) -> String {
-        url::Url::from_directory_path(self.root.join(name)).map(|u| u.to_string()).unwrap_or_default()
+        self.lake.child_url(&self.relative(name)).map(|u| u.to_string()).unwrap_or_default()
     }
 
-    fn remove(&self, name: &str) -> Result<()> {
-        remove_dir(&self.root.join(name))
+    async fn remove(&self, name: &str) -> Result<()> {
+        Ok(self.lake.remove_all(&self.relative(name)).await?)
     }
 
-    fn remove_all(&self) -> Result<()> {
-        remove_dir(&self.root)
+    async fn remove_all(&self) -> Result<()> {
+        Ok(self.lake.remove_all(&self.relative("")).await?)
     }
 }
 
 impl Drop for Scratch {
+    /// A failed training leaves no scratch behind: removed here at once on disk, by a task on S3.
     fn drop(&mut self) {
-        let _ = remove_dir(&self.root);
+        let relative = self.relative("");
+        match self.lake.local_dir() {
+            Some(root) => {
+                let _ = remove_dir(&root.join(&relative));
+            }
+            None => {
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    let lake = self.lake.clone();
+                    handle.spawn(async move { lake.remove_all(&relative).await });
+                }
+            }
+        }
     }
 }
 

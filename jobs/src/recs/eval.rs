@@ -179,7 +179,7 @@ pub async fn split_by_time(session: &BackbeatSession, events: &str, share: f64) 
          LEFT ANTI JOIN {e}_train t ON s.user_id = t.user_id AND s.track_id = t.track_id WHERE s.held_out"
     ))
     .await?;
-    super::drop_table(session, &format!("{e}_split"))
+    super::drop_table(session, &format!("{e}_split")).await
 }
 
 /// Metrics per model of `recs(model, user_id, rank, track_id)` against `truth(user_id, track_id)`:

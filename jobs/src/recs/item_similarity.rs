@@ -104,7 +104,7 @@ pub async fn build(session: &BackbeatSession, c: &ItemSimConfig) -> Result<u64> 
     tracing::info!(pairs, passes, "item-item co-listening pairs");
     let progress = ProgressBar::new(passes as u64)
         .with_style(ProgressStyle::with_template("item-item pairs {pos}/{len} passes {wide_bar} {elapsed}").expect("static template"));
-    super::drop_table(session, &format!("{out}_pairs"))?;
+    super::drop_table(session, &format!("{out}_pairs")).await?;
     for pass in 0..passes {
         let verb = if pass == 0 { format!("CREATE TABLE {out}_pairs AS") } else { format!("INSERT INTO {out}_pairs") };
         run_sql(session, &format!(
@@ -121,7 +121,7 @@ pub async fn build(session: &BackbeatSession, c: &ItemSimConfig) -> Result<u64> 
     // being ranked, appended to `<out>_ranked`, then named and committed to `<out>` at once.
     let kept = first_row_i64(session, &format!("SELECT count(*) AS kept FROM {out}_pairs")).await?[0];
     let rank_passes = ((2 * kept + PAIRS_PER_PASS - 1) / PAIRS_PER_PASS).max(1);
-    super::drop_table(session, &format!("{out}_ranked"))?;
+    super::drop_table(session, &format!("{out}_ranked")).await?;
     for pass in 0..rank_passes {
         let verb = if pass == 0 { format!("CREATE TABLE {out}_ranked AS") } else { format!("INSERT INTO {out}_ranked") };
         run_sql(session, &format!(
@@ -144,7 +144,7 @@ pub async fn build(session: &BackbeatSession, c: &ItemSimConfig) -> Result<u64> 
     ))
     .await?;
     for working in ["history", "pairs", "ranked", "items"] {
-        super::drop_table(session, &format!("{out}_{working}"))?;
+        super::drop_table(session, &format!("{out}_{working}")).await?;
     }
     Ok(backbeat_cluster::session::rows_written(&written))
 }

@@ -173,13 +173,10 @@ pub(crate) async fn pinned(session: &BackbeatSession, name: &str) -> Result<(Str
 }
 
 /// Removes a working table the job created; a table that is not there is fine.
-pub(crate) fn drop_table(session: &BackbeatSession, name: &str) -> Result<()> {
-    let dir = session.lake().root().join(name);
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove working table {}", dir.display())),
-    }
+pub(crate) async fn drop_table(session: &BackbeatSession, name: &str) -> Result<()> {
+    let lake = session.lake();
+    lake.table_url(name)?;
+    lake.lake_root().remove_all(name).await.with_context(|| format!("cannot remove working table {name}"))
 }
 
 /// A column name parameter as a quoted SQL identifier; only plain names are accepted.

@@ -279,7 +279,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     .await?;
     let passes = first_row_i64(session, &format!("SELECT coalesce(max(bucket) + 1, 0) AS passes FROM {out}_user_buckets")).await?[0];
     let staging = format!("{out}_user_recs");
-    super::drop_table(session, &staging)?;
+    super::drop_table(session, &staging).await?;
     let progress = indicatif::ProgressBar::new(passes as u64).with_style(
         indicatif::ProgressStyle::with_template("recommend {pos}/{len} passes {wide_bar} {elapsed}").expect("static template"),
     );
@@ -310,7 +310,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
         )
     };
     let mut written = run_rows(session, &format!("CREATE OR REPLACE TABLE user_recs AS SELECT user_id, rank, track_id, score, reason FROM {staging}{fallback}")).await?;
-    super::drop_table(session, &staging)?;
+    super::drop_table(session, &staging).await?;
     written += api_tables(session, &c, params).await?;
     if let Some(url) = params.get("export_to").filter(|u| !u.is_empty()) {
         export(session, url).await?;
@@ -346,7 +346,7 @@ async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap
     }
     let passes = ((pairs + PAIRS_PER_PASS - 1) / PAIRS_PER_PASS).clamp(1, 16);
     let staging = format!("{out}_recs_by_track");
-    super::drop_table(session, &staging)?;
+    super::drop_table(session, &staging).await?;
     let top = c.top;
     for pass in 0..passes {
         let only = if passes == 1 {
@@ -378,7 +378,7 @@ async fn api_tables(session: &BackbeatSession, c: &RecommendConfig, p: &BTreeMap
         .await?;
     }
     let mut written = run_rows(session, &format!("CREATE OR REPLACE TABLE recs_by_track AS SELECT * FROM {staging}")).await?;
-    super::drop_table(session, &staging)?;
+    super::drop_table(session, &staging).await?;
     for (name, column) in [("album", p["album_col"].as_str()), ("artist", p["artist_col"].as_str())] {
         if column.is_empty() {
             continue;

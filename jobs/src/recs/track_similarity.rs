@@ -124,7 +124,7 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
             probes = ivf.probes
         ))
         .await?;
-        super::drop_table(session, &exact)?;
+        super::drop_table(session, &exact).await?;
         report.push(ReportSection::from_batches(format!("IVF recall@{k} against exact search on every {stride}th track"), recall));
     }
     let summary = run_sql(session, &format!(
