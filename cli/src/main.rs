@@ -76,6 +76,9 @@ enum Command {
         /// Seconds without a heartbeat after which an executor is forgotten and its work rerun.
         #[arg(long, env = "BACKBEAT_EXECUTOR_TIMEOUT", default_value_t = backbeat_cluster::scheduler_process::DEFAULT_EXECUTOR_TIMEOUT_SECONDS)]
         executor_timeout: u64,
+        /// Host name executors reach this scheduler by [default: the --bind IP].
+        #[arg(long)]
+        external_host: Option<String>,
         #[command(flatten)]
         flight: serve_command::SchedulerFlightArgs,
     },
@@ -331,7 +334,11 @@ fn main() -> ExitCode {
 async fn run(command: Command, stop: Option<tokio::sync::watch::Receiver<backbeat_jobs::pipeline::Stop>>) -> Result<()> {
     let stop = || stop.clone().expect("pipeline commands capture signals in main");
     match command {
-        Command::Scheduler { bind, executor_timeout, flight } => serve_command::scheduler(bind, executor_timeout, flight, stop()).await,
+        Command::Scheduler { bind, executor_timeout, external_host, flight } => {
+            let tls = backbeat_cluster::cluster_tls::ClusterTls::current().cloned();
+            let options = backbeat_cluster::scheduler_process::SchedulerOptions { executor_timeout_seconds: executor_timeout, external_host, tls };
+            serve_command::scheduler(bind, options, flight, stop()).await
+        }
         Command::Serve(args) => serve_command::serve(args, stop()).await,
         Command::Executor(args) => {
             let (host, port) = args
@@ -424,5 +431,11 @@ fn fail(error: anyhow::Error) -> ExitCode {
         line.push_str(&text);
     }
     eprintln!("error: {line}");
+    if line.ends_with("failed: Cancelled") || line.contains("has failed 1 times") {
+        eprintln!(
+            "hint: the scheduler stops a job when it loses an executor mid-job (its log names the executor); \
+             re-run the statement: the executors that are left will run it"
+        );
+    }
     ExitCode::FAILURE
 }

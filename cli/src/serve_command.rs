@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use backbeat_cluster::flight_sql::{BearerToken, FlightSqlOptions, FlightSqlServer, TlsIdentity};
-use backbeat_cluster::scheduler_process::BoundScheduler;
+use backbeat_cluster::scheduler_process::{BoundScheduler, SchedulerOptions};
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_jobs::pipeline::Stop;
 use clap::Args;
@@ -82,8 +82,8 @@ pub async fn serve(args: ServeArgs, stop: watch::Receiver<Stop>) -> Result<()> {
 }
 
 /// Runs a scheduler, with Flight SQL beside it when asked.
-pub async fn scheduler(bind: SocketAddr, executor_timeout: u64, flight: SchedulerFlightArgs, stop: watch::Receiver<Stop>) -> Result<()> {
-    let scheduler = BoundScheduler::bind_with(bind, executor_timeout, backbeat_cluster::cluster_tls::ClusterTls::current()).await?;
+pub async fn scheduler(bind: SocketAddr, options: SchedulerOptions, flight: SchedulerFlightArgs, stop: watch::Receiver<Stop>) -> Result<()> {
+    let scheduler = BoundScheduler::bind_with(bind, &options).await?;
     let url = format!("df://{}", scheduler.local_addr());
     let Some(flight_bind) = flight.flight_sql else {
         let mut stop = stop;

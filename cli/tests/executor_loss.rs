@@ -1,6 +1,8 @@
 //! Machines fail: kill -9 one of two executors in the middle of TPC-H q18 at SF1 and the query
-//! still returns the right answer; the scheduler forgets the dead executor and a new one joins.
-//! Kill the scheduler during a write and the client fails clearly, leaving the table unchanged.
+//! gives the right answer or fails with a reason within a bound, never a wrong answer; the
+//! scheduler forgets the dead executor, a re-run is right, and a new executor joins (see
+//! `backbeat_cluster::executor_loss` for why backbeat fails such jobs instead of recovering them).
+//! Kill the scheduler during a write and the client fails at once, leaving the table unchanged.
 
 mod common;
 
@@ -41,7 +43,7 @@ async fn wait_for_executors(cluster: &LocalCluster, n: usize, limit: Duration) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_query_survives_an_executor_killed_mid_flight() {
+async fn an_executor_killed_mid_query_never_gives_a_wrong_answer() {
     let lake_dir = tempfile::tempdir().unwrap();
     let lake = lake_dir.path();
     write_tpch_parquet(1.0, lake, 4).unwrap();
@@ -55,24 +57,39 @@ async fn a_query_survives_an_executor_killed_mid_flight() {
     assert!(!expected.is_empty());
 
     // Kill one executor a third of the way in: its running tasks and its shuffle files are gone.
+    // The query must give the right answer or fail with a reason, in bounded time; never a wrong
+    // answer (Ballista 55's own stage recovery gave one here, see `scheduler_config`).
     let running = {
         let session = session.shared();
         let sql = sql.clone();
-        tokio::spawn(async move { canonical_rows(&[query(&session, &sql).await], 6) })
+        tokio::spawn(async move {
+            let result = async { session.sql(&sql).await?.collect().await.map_err(anyhow::Error::from) }.await;
+            result.map(|batches| canonical_rows(&batches, 6))
+        })
     };
     tokio::time::sleep(intact / 3).await;
     cluster.kill_executor(1).unwrap();
     let killed_at = Instant::now();
     let limit = intact * 3 + Duration::from_secs(TIMEOUT_SECONDS * 4 + 30);
-    let answer = tokio::time::timeout(limit, running)
+    let outcome = tokio::time::timeout(limit, running)
         .await
         .unwrap_or_else(|_| panic!("q18 still running {limit:?} after an executor was killed\n{}", cluster.logs()))
         .unwrap();
-    assert_eq!(answer, expected, "the same answer with one executor lost");
-    eprintln!("q18: {intact:?} intact, answered {:?} after the kill", killed_at.elapsed());
+    match outcome {
+        Ok(answer) => assert_eq!(answer, expected, "the same answer with one executor lost"),
+        Err(e) => {
+            let message = format!("{e:#}");
+            assert!(message.contains("ancel") || message.contains("fail"), "a failure says what happened: {message}");
+            eprintln!("q18 failed {:?} after the kill: {message}", killed_at.elapsed());
+        }
+    }
+    eprintln!("q18: {intact:?} intact; settled {:?} after the kill", killed_at.elapsed());
 
-    // The scheduler has forgotten the dead executor; a new one joins and takes work.
+    // The scheduler forgets the dead executor; a re-run on the one left gives the right answer.
     wait_for_executors(&cluster, 1, Duration::from_secs(TIMEOUT_SECONDS * 3)).await;
+    assert_eq!(canonical_rows(&[query(&session, &sql).await], 6), expected);
+
+    // A new executor joins and takes work.
     cluster.add_executor(binary(), 2).unwrap();
     wait_for_executors(&cluster, 2, Duration::from_secs(30)).await;
     assert_eq!(canonical_rows(&[query(&session, &sql).await], 6), expected);
@@ -82,7 +99,7 @@ async fn a_query_survives_an_executor_killed_mid_flight() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}{text}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(text.matches(",alive").count(), 2, "{text}");
-    assert!(text.matches("Completed").count() >= 3, "three q18 runs completed: {text}");
+    assert!(text.matches("Completed").count() >= 3, "the q18 runs completed: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,7 +117,7 @@ async fn a_killed_scheduler_fails_the_client_and_leaves_tables_whole() {
         let session = session.shared();
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = async { session.sql("INSERT INTO li SELECT * FROM lineitem CROSS JOIN (VALUES (1), (2)) AS t(k)").await?.collect().await.map_err(anyhow::Error::from) }.await;
+            let result = async { session.sql("INSERT INTO li SELECT * FROM lineitem UNION ALL SELECT * FROM lineitem").await?.collect().await.map_err(anyhow::Error::from) }.await;
             (result, started.elapsed())
         })
     };

@@ -23,6 +23,8 @@ pub mod embedded_cluster;
 pub mod empty_relation;
 /// The executor process with backbeat's codecs and UDFs.
 pub mod executor_process;
+/// Executors lost mid-job: their jobs fail with the reason instead of Ballista's unsafe recovery.
+pub mod executor_loss;
 /// The lake's own SQL statements (MERGE, UPDATE, DELETE, OPTIMIZE, VACUUM, history, restore).
 pub mod lake_sql;
 /// The lake root: Delta tables and Parquet directories as tables, time travel by `name@vN`.

@@ -32,6 +32,11 @@ pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
 pub fn scheduler_config(host: &str, port: u16, executor_timeout_seconds: u64) -> SchedulerConfig {
     SchedulerConfig {
         executor_timeout_seconds,
+        // A task that cannot fetch a lost executor's shuffle output fails its job at once, with
+        // the reason, instead of Ballista 55's stage resubmission, which returned a *wrong* answer
+        // for TPC-H q18 (see `crate::executor_loss`). Plain task failures still retry
+        // (`task_max_failures`).
+        stage_max_failures: 1,
         // Look for silent executors every few seconds, so detection takes the timeout, not more.
         expire_dead_executor_interval_seconds: 3,
         no_executors_grace_period_seconds: executor_timeout_seconds,
@@ -50,6 +55,23 @@ pub fn scheduler_config(host: &str, port: u16, executor_timeout_seconds: u64) ->
 /// Seconds without a heartbeat after which the scheduler forgets an executor.
 pub const DEFAULT_EXECUTOR_TIMEOUT_SECONDS: u64 = 30;
 
+/// How a scheduler runs beyond its address.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Seconds without a heartbeat after which an executor is forgotten and its work rerun.
+    pub executor_timeout_seconds: u64,
+    /// The host name executors reach the scheduler by [default: the bind IP].
+    pub external_host: Option<String>,
+    /// Mutual TLS for every connection (see [`crate::cluster_tls`]).
+    pub tls: Option<crate::cluster_tls::ClusterTls>,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self { executor_timeout_seconds: DEFAULT_EXECUTOR_TIMEOUT_SECONDS, external_host: None, tls: None }
+    }
+}
+
 /// A scheduler bound to its port and ready to serve.
 pub struct BoundScheduler {
     /// Where Ballista's server listens: the public address, or 127.0.0.1 behind a TLS front.
@@ -62,12 +84,13 @@ pub struct BoundScheduler {
 impl BoundScheduler {
     /// Binds `addr` (port 0 picks a free port) and initialises the scheduler state.
     pub async fn bind(addr: SocketAddr) -> Result<Self> {
-        Self::bind_with(addr, DEFAULT_EXECUTOR_TIMEOUT_SECONDS, None).await
+        Self::bind_with(addr, &SchedulerOptions::default()).await
     }
 
-    /// [`BoundScheduler::bind`], forgetting executors silent for `executor_timeout_seconds`, and
-    /// with `tls` serving mutual TLS on `addr` in front of a loopback-only Ballista server.
-    pub async fn bind_with(addr: SocketAddr, executor_timeout_seconds: u64, tls: Option<&crate::cluster_tls::ClusterTls>) -> Result<Self> {
+    /// [`BoundScheduler::bind`] with [`SchedulerOptions`]: with TLS, mutual TLS is served on
+    /// `addr` in front of a loopback-only Ballista server.
+    pub async fn bind_with(addr: SocketAddr, options: &SchedulerOptions) -> Result<Self> {
+        let (executor_timeout_seconds, tls) = (options.executor_timeout_seconds, options.tls.as_ref());
         let public = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot bind scheduler to {addr}"))?;
@@ -78,8 +101,11 @@ impl BoundScheduler {
                 (inner, Some((public, tls.clone())))
             }
         };
-        let local = listener.local_addr()?;
-        let mut config = scheduler_config(&local.ip().to_string(), local.port(), executor_timeout_seconds);
+        // Executors report task status to the address the scheduler advertises: the public one
+        // (the TLS front's), under the name others reach this host by.
+        let public = front.as_ref().map_or(&listener, |(front, _)| front).local_addr()?;
+        let host = options.external_host.clone().unwrap_or_else(|| public.ip().to_string());
+        let mut config = scheduler_config(&host, public.port(), executor_timeout_seconds);
         if let Some(tls) = tls {
             config.use_tls = true;
             config.override_create_grpc_client_endpoint = Some(tls.endpoint_override());
@@ -108,8 +134,9 @@ impl BoundScheduler {
     /// Serves gRPC, REST and metrics until the process ends.
     pub async fn serve(self) -> Result<()> {
         tracing::info!(addr = %self.local_addr(), tls = self.front.is_some(), "backbeat scheduler listening");
+        let _watch = AbortOnDrop(crate::executor_loss::spawn_watch(self.server.clone()));
         let _front = match self.front {
-            Some((front, tls)) => Some(FrontGuard(tls.spawn_front(front, self.listener.local_addr()?)?)),
+            Some((front, tls)) => Some(AbortOnDrop(tls.spawn_front(front, self.listener.local_addr()?)?)),
             None => None,
         };
         start_grpc_service_with_listener(self.listener, self.server)
@@ -123,10 +150,10 @@ pub async fn run_scheduler(addr: SocketAddr) -> Result<()> {
     BoundScheduler::bind(addr).await?.serve().await
 }
 
-/// Stops a TLS front with the server behind it.
-struct FrontGuard(tokio::task::JoinHandle<()>);
+/// Stops a helper task (TLS front, executor-loss watch) with the server it serves.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-impl Drop for FrontGuard {
+impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
