@@ -13,6 +13,7 @@ mod pipeline_command;
 mod clv_bench;
 mod recs_bench;
 mod result_output;
+mod run_metrics;
 mod serve_command;
 mod signals;
 mod sql_command;

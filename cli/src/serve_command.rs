@@ -84,6 +84,14 @@ pub async fn serve(args: ServeArgs, stop: watch::Receiver<Stop>) -> Result<()> {
 /// Runs a scheduler, with Flight SQL beside it when asked.
 pub async fn scheduler(bind: SocketAddr, options: SchedulerOptions, flight: SchedulerFlightArgs, stop: watch::Receiver<Stop>) -> Result<()> {
     let scheduler = BoundScheduler::bind_with(bind, &options).await?;
+    // Job runs from the lake's history in /api/metrics, for a lake that is there (not created here).
+    let _metrics = match crate::run_metrics::spawn(&flight.lake.lake) {
+        Ok(task) => Some(AbortOnDrop(task)),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "job-run metrics are off");
+            None
+        }
+    };
     let url = format!("df://{}", scheduler.local_addr());
     let Some(flight_bind) = flight.flight_sql else {
         let mut stop = stop;
@@ -126,5 +134,14 @@ async fn run_until_stopped(server: FlightSqlServer, mut stop: watch::Receiver<St
     tokio::select! {
         result = server.shutdown() => result,
         _ = stop.wait_for(|s| *s == Stop::Cancel) => Ok(()),
+    }
+}
+
+/// Stops a background task with the command that started it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

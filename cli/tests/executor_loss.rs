@@ -85,8 +85,11 @@ async fn an_executor_killed_mid_query_never_gives_a_wrong_answer() {
     }
     eprintln!("q18: {intact:?} intact; settled {:?} after the kill", killed_at.elapsed());
 
-    // The scheduler forgets the dead executor; a re-run on the one left gives the right answer.
+    // The scheduler forgets the dead executor and resets the survivor's task slots (it drops out
+    // and re-registers within a heartbeat); a re-run on it gives the right answer.
     wait_for_executors(&cluster, 1, Duration::from_secs(TIMEOUT_SECONDS * 3)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_executors(&cluster, 1, Duration::from_secs(10)).await;
     assert_eq!(canonical_rows(&[query(&session, &sql).await], 6), expected);
 
     // A new executor joins and takes work.

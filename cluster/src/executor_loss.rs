@@ -12,9 +12,9 @@
 //! soon as the scheduler forgets an executor (a failed task launch, or no heartbeat for the
 //! executor timeout). The client gets an error within that bound, nothing half-written is
 //! committed (a Delta write commits only after every task has succeeded), and a re-run uses the
-//! executors that are left.
+//! executors that are left, once their task slots are reset ([`refresh_slots`] says why).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ballista_scheduler::scheduler_server::SchedulerServer;
@@ -27,18 +27,27 @@ const POLL: Duration = Duration::from_millis(250);
 pub fn spawn_watch(server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut known: BTreeMap<String, String> = BTreeMap::new();
+        // Executors this watcher removed itself, to be re-registered: not losses.
+        let mut refreshing: BTreeSet<String> = BTreeSet::new();
         loop {
             tokio::time::sleep(POLL).await;
             let Ok(state) = server.state.executor_manager.get_executors_state().await else { continue };
             let now: BTreeMap<String, String> =
                 state.into_iter().map(|(meta, ..)| (meta.id.clone(), format!("{}:{}", meta.host, meta.grpc_port))).collect();
-            for (id, address) in known.iter().filter(|(id, _)| !now.contains_key(*id)) {
+            refreshing.retain(|id| !now.contains_key(id));
+            let lost: Vec<(String, String)> = known
+                .iter()
+                .filter(|(id, _)| !now.contains_key(*id) && !refreshing.contains(*id))
+                .map(|(id, address)| (id.clone(), address.clone()))
+                .collect();
+            known = now;
+            for (id, address) in lost {
                 let jobs: Vec<_> = server.state.task_manager.get_running_job_cache().keys().cloned().collect();
                 if jobs.is_empty() {
                     tracing::warn!(executor = %id, %address, "executor lost while idle");
                     continue;
                 }
-                for job in jobs {
+                for job in &jobs {
                     tracing::error!(
                         %job, executor = %id, %address,
                         "executor lost while the job ran: cancelling the job rather than trusting Ballista's recovery \
@@ -48,8 +57,35 @@ pub fn spawn_watch(server: SchedulerServer<LogicalPlanNode, PhysicalPlanNode>) -
                         tracing::error!(%job, error = %e, "could not cancel the job");
                     }
                 }
+                refresh_slots(&server, &known, &mut refreshing).await;
             }
-            known = now;
         }
     })
+}
+
+/// Ballista's rollback on a lost executor cancels the survivors' tasks of the rolled-back stages
+/// and then ignores their final status, so their task slots are never given back: seen as every
+/// later job waiting forever with no task launched. Once the cancelled jobs are gone, each
+/// survivor is dropped from the scheduler's state; its next heartbeat registers it again with all
+/// its slots free (a 5 s pause at the default heartbeat).
+async fn refresh_slots(
+    server: &SchedulerServer<LogicalPlanNode, PhysicalPlanNode>,
+    survivors: &BTreeMap<String, String>,
+    refreshing: &mut BTreeSet<String>,
+) {
+    for _ in 0..40 {
+        if server.state.task_manager.get_running_job_cache().is_empty() {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    for id in survivors.keys() {
+        refreshing.insert(id.clone());
+        let reason = Some("task slots reset after another executor was lost".to_string());
+        if let Err(e) = server.state.executor_manager.remove_executor(id, reason).await {
+            tracing::warn!(executor = %id, error = %e, "could not reset the executor's task slots");
+        } else {
+            tracing::info!(executor = %id, "executor's task slots reset; it re-registers on its next heartbeat");
+        }
+    }
 }

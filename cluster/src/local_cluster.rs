@@ -221,6 +221,12 @@ pub fn scheduler_vcores(host: &str, port: u16) -> Option<usize> {
     (total > 0).then_some(total as usize)
 }
 
+/// The body of a 200 answer to a GET of `path` from `host:port` (over cluster TLS when this
+/// process has it): the scheduler's REST API and `/api/metrics`.
+pub fn http_get_text(host: &str, port: u16, path: &str) -> Option<String> {
+    http_get_from(host, port, path)
+}
+
 /// A plain HTTP/1.0 GET on loopback: enough for the scheduler's REST API, no HTTP client needed.
 fn http_get(port: u16, path: &str) -> Option<String> {
     http_get_from("127.0.0.1", port, path)
