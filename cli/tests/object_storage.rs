@@ -162,7 +162,7 @@ async fn concurrent_commits_on_s3_lose_nothing() {
 }
 
 #[test]
-fn the_cli_runs_on_an_s3_lake_and_never_prints_credentials() {
+fn the_cli_sql_ingest_export_and_runs_on_an_s3_lake_never_print_credentials() {
     let lake = new_lake();
     let run = |args: &[&str]| {
         let out = backbeat().args(args).args(["--lake", &lake]).envs(aws_env()).output().unwrap();
@@ -183,6 +183,30 @@ fn the_cli_runs_on_an_s3_lake_and_never_prints_credentials() {
     assert!(ok, "{text}");
     let (ok, text) = run(&["runs", "--format", "csv"]);
     assert!(ok && text.contains("succeeded"), "{text}");
+
+    // Ingest lands a CSV in the S3 lake with its bad row in the dead letters; export reads it back
+    // out to PostgreSQL.
+    let csv = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    std::fs::write(csv.path(), "order_id,customer_id,order_ts,total\n1,10,2026-01-02 10:00:00,9.5\n2,11,not a time,3.0\n3,10,2026-01-03 11:00:00,4.25\n").unwrap();
+    let spec = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(
+        spec.path(),
+        "table: s3_orders\nkey: [order_id]\ncolumns:\n  - {name: order_id, type: int64, required: true}\n  - {name: customer_id, type: int64, required: true}\n  - {name: order_ts, type: timestamp, required: true}\n  - {name: total, type: float64}\n",
+    )
+    .unwrap();
+    let (ok, text) = run(&["ingest", "csv", csv.path().to_str().unwrap(), "--schema", spec.path().to_str().unwrap(), "--mode", "merge"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["sql", "--format", "csv", "SELECT (SELECT count(*) FROM s3_orders) AS good, (SELECT count(*) FROM s3_orders__rejected) AS bad"]);
+    assert!(ok && text.contains("2,1"), "{text}");
+    let pg_table = format!("s3_export_{}", std::process::id());
+    let (ok, text) = run(&["export", "s3_orders", "--to", "postgres://postgres@127.0.0.1:5432/test", "--name", &pg_table, "--key", "order_id"]);
+    assert!(ok && text.contains("2 rows"), "{text}");
+    let psql = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-tAc", &format!("SELECT count(*), sum(total) FROM {pg_table}")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "2|13.75");
+    let _ = std::process::Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c", &format!("DROP TABLE IF EXISTS {pg_table}")]).output();
 
     // A bucket that does not exist is a clear error, and still no secret.
     let out = backbeat()
