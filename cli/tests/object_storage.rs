@@ -94,6 +94,14 @@ async fn delta_tables_on_s3_through_the_cluster_and_embedded() {
     query(&remote, "INSERT INTO plays SELECT id, 'folk' AS genre, 1.0 AS secs FROM (SELECT unnest(range(20000, 20100)) AS id)").await;
     assert_eq!(count(&remote, "SELECT count(*) AS n FROM plays").await, 20_100, "{}", cluster.logs());
     assert_eq!(count(&remote, "SELECT count(*) AS n FROM \"plays@v0\"").await, 20_000, "time travel");
+    // The same through the CLI: `backbeat sql --cluster ... --lake s3://...`.
+    let out = backbeat()
+        .args(["sql", "--cluster", cluster.url(), "--lake", &lake, "--format", "csv", "SELECT genre, count(*) AS n FROM plays GROUP BY genre ORDER BY genre"])
+        .envs(aws_env())
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && csv.contains("folk,100") && csv.contains("rock,6667"), "{csv}{}", String::from_utf8_lossy(&out.stderr));
     let objects = object_names(&lake, "plays").await;
     assert!(objects.iter().any(|o| o.contains("/plays/genre=rock/") && o.ends_with(".parquet")), "{objects:?}");
     assert!(objects.iter().any(|o| o.ends_with("plays/_delta_log/00000000000000000001.json")), "{objects:?}");
