@@ -67,7 +67,11 @@ async fn refresh(lake: &str, gauges: &Gauges) -> Result<()> {
     if catalog.table_format(RUNS_TABLE).await?.is_none() {
         return Ok(());
     }
-    let ctx = SessionContext::new();
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_default_features()
+        .with_runtime_env(backbeat_cluster::session::lake_runtime_env()?)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     ctx.catalog("datafusion").expect("default catalog").register_schema("public", catalog)?;
     let by_status = ctx
         .sql(&format!("SELECT job, status, CAST(count(*) AS DOUBLE) AS runs FROM {RUNS_TABLE} GROUP BY job, status"))

@@ -136,6 +136,11 @@ fn the_cluster_speaks_mutual_tls_and_refuses_strangers() {
     procs.spawn(dir.path(), "stranger-executor", &executor_args(port, &stranger, &dir.path().join("w9")));
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(executor_health(&url, &cluster).matches(",alive").count(), 2, "{}", procs.log(3));
+    let stranger_log = procs.log(3);
+    assert!(
+        stranger_log.contains("executor") && (stranger_log.contains("certificate") || stranger_log.contains("TLS") || stranger_log.contains("tls")),
+        "the stranger's executor ran and was refused at the handshake:\n{stranger_log}"
+    );
 
     // Clients: no certificate, a stranger's certificate; both refused, with a message.
     for (who, pki) in [("no certificate", None), ("a stranger's certificate", Some(&stranger))] {
@@ -143,6 +148,7 @@ fn the_cluster_speaks_mutual_tls_and_refuses_strangers() {
         assert!(!out.status.success(), "a client with {who} ran a query");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.trim().is_empty(), "a client with {who} failed silently");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains('1'), "a client with {who} got rows");
     }
     // A plaintext REST request gets no answer.
     let out = backbeat().args(["status", "--cluster", &url]).output().unwrap();

@@ -146,11 +146,17 @@ impl ClusterTls {
                 Some(rest) => format!("https://{rest}"),
                 None => uri,
             };
+            // A new endpoint (tonic cannot change only the scheme): Ballista's client defaults again,
+            // the shuffle windows included (64 MiB connection, 16 MiB stream).
             Ok(tonic::transport::Endpoint::from_shared(https)?
                 .connect_timeout(Duration::from_secs(20))
                 .tcp_nodelay(true)
+                .tcp_keepalive(Some(Duration::from_secs(3600)))
                 .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(20))
                 .keep_alive_while_idle(true)
+                .initial_connection_window_size(Some(64 * 1024 * 1024))
+                .initial_stream_window_size(Some(16 * 1024 * 1024))
                 .tls_config(tls.clone())?)
         })
     }
@@ -199,8 +205,15 @@ pub fn https_get(tls: &ClusterTls, host: &str, port: u16, path: &str) -> std::re
     let config = tls.client_config().map_err(|e| format!("{e:#}"))?;
     let name = ServerName::try_from(host.to_string()).map_err(|e| format!("'{host}' is not a host name: {e}"))?;
     let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let tcp = std::net::TcpStream::connect((host, port)).map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    use std::net::ToSocketAddrs;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{host}' resolves to no address"))?;
+    let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
     let mut stream = rustls::StreamOwned::new(conn, tcp);
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| format!("TLS to {host}:{port}: {e}"))?;
     let mut response = Vec::new();

@@ -73,13 +73,25 @@ async fn refresh_slots(
     survivors: &BTreeMap<String, String>,
     refreshing: &mut BTreeSet<String>,
 ) {
-    for _ in 0..40 {
-        if server.state.task_manager.get_running_job_cache().is_empty() {
-            break;
-        }
-        tokio::time::sleep(POLL).await;
-    }
     for id in survivors.keys() {
+        // Only with nothing running: a job submitted after the cancel must keep its executors (a
+        // removed executor's task reports are dropped until it re-registers).
+        let mut idle = false;
+        for _ in 0..40 {
+            if server.state.task_manager.get_running_job_cache().is_empty() && server.pending_job_number() == 0 {
+                idle = true;
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        if !idle {
+            tracing::warn!(
+                executor = %id,
+                "jobs kept running after an executor was lost; its task slots were not reset, and if jobs stop getting \
+                 tasks, restart the executors"
+            );
+            return;
+        }
         refreshing.insert(id.clone());
         let reason = Some("task slots reset after another executor was lost".to_string());
         if let Err(e) = server.state.executor_manager.remove_executor(id, reason).await {

@@ -253,13 +253,13 @@ pub fn parse_time_travel(name: &str) -> Result<(&str, Option<u64>)> {
     }
 }
 
-/// Table names are directory names: refuse anything that could escape the lake root.
+/// Table names are directory names and object-key prefixes: letters, digits, `_`, `-` and `.`
+/// (not first), so that no name can escape the lake root, be read as URL syntax (`#`, `?`, `%2e`)
+/// or be spelled differently on disk and in S3 keys.
 fn validate_table_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0'])
-        && !name.starts_with('.');
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
     } else {

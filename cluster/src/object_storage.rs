@@ -48,8 +48,13 @@ pub fn set_storage_options(options: Vec<(String, String)>) {
 pub fn parse_storage_option(text: &str) -> std::result::Result<(String, String), String> {
     let (key, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("storage option '{text}' is not KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000)"))?;
+        .ok_or_else(|| "a storage option is not KEY=VALUE (e.g. aws_endpoint=http://127.0.0.1:9000)".to_string())?;
     let key = key.trim().to_ascii_lowercase();
+    if matches!(key.as_str(), "aws_secret_access_key" | "secret_access_key" | "aws_session_token" | "aws_token" | "session_token" | "token") {
+        return Err(format!(
+            "{key} is a credential: set it in the environment (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), not on the command line, where `ps` shows it"
+        ));
+    }
     key.parse::<object_store::aws::AmazonS3ConfigKey>()
         .map_err(|_| format!("unknown storage option '{key}': use object_store's S3 keys, e.g. aws_endpoint, aws_region, aws_allow_http"))?;
     Ok((key, value.to_string()))
@@ -245,11 +250,24 @@ impl LakeRoot {
         &self.store
     }
 
-    /// `name` under the lake, as a directory URL (ending in `/`).
+    /// `name` (`/`-separated segments) under the lake, as a directory URL (ending in `/`). Each
+    /// segment is percent-encoded as a path segment, never read as URL syntax.
     pub fn child_url(&self, name: &str) -> Result<Url> {
-        self.url
-            .join(&format!("{name}/"))
-            .map_err(|e| DataFusionError::Plan(format!("'{name}' cannot be a path under {}: {e}", self.url)))
+        let mut url = self.url.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|_| DataFusionError::Plan(format!("{} cannot hold paths", self.url)))?;
+            segments.pop_if_empty();
+            for part in name.split('/').filter(|p| !p.is_empty()) {
+                if part == "." || part == ".." {
+                    return Err(DataFusionError::Plan(format!("'{name}' cannot be a path under {}", self.url)));
+                }
+                segments.push(part);
+            }
+            segments.push("");
+        }
+        Ok(url)
     }
 
     /// The object path of `relative` (a `/`-separated path under the lake).
@@ -334,6 +352,8 @@ mod tests {
     fn storage_options_are_checked_against_the_s3_keys() {
         assert_eq!(parse_storage_option("AWS_ENDPOINT=http://h:9").unwrap(), ("aws_endpoint".into(), "http://h:9".into()));
         assert!(parse_storage_option("aws_endpoint").unwrap_err().contains("KEY=VALUE"));
+        let secret = parse_storage_option("aws_secret_access_key=hunter2").unwrap_err();
+        assert!(secret.contains("environment") && !secret.contains("hunter2"), "{secret}");
         assert!(parse_storage_option("colour=blue").unwrap_err().contains("unknown storage option"));
     }
 
@@ -342,6 +362,9 @@ mod tests {
         let lake = LakeRoot::parse("s3://bucket-a/some/lake").unwrap();
         assert_eq!(lake.url().as_str(), "s3://bucket-a/some/lake/");
         assert_eq!(lake.child_url("orders").unwrap().as_str(), "s3://bucket-a/some/lake/orders/");
+        assert_eq!(lake.child_url("_scratch/als-1/users-2").unwrap().as_str(), "s3://bucket-a/some/lake/_scratch/als-1/users-2/");
+        assert_eq!(lake.child_url("a#b").unwrap().as_str(), "s3://bucket-a/some/lake/a%23b/");
+        assert!(lake.child_url("..").is_err());
         assert_eq!(lake.path("orders/_delta_log").as_ref(), "some/lake/orders/_delta_log");
         let err = LakeRoot::parse("gs://bucket/lake").unwrap_err().to_string();
         assert!(err.contains("gs:// lakes are not supported"), "{err}");

@@ -115,6 +115,11 @@ impl BackbeatSession {
     pub async fn connect_lake(target: ClusterTarget, lake: LakeRoot) -> Result<Self> {
         lake.check().await?;
         let lake = Arc::new(LakeCatalog::open_root(lake)?);
+        // An object-store lake answers SHOW TABLES and Flight SQL's table list from the names it
+        // has seen (DataFusion asks synchronously): list the bucket once now.
+        if lake.lake_root().local_dir().is_none() {
+            lake.table_names_in_lake().await?;
+        }
         let (url, embedded, slots) = match target {
             ClusterTarget::Embedded { concurrency } => {
                 let cluster = EmbeddedCluster::start(concurrency).await?;

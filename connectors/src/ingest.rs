@@ -393,11 +393,18 @@ async fn discard(targets: &[Target], outcomes: &[TableOutcome]) {
             continue;
         }
         let Ok(url) = url::Url::parse(&target.write_spec.uri) else { continue };
+        // The log's paths are URL-encoded; the files are stored under the decoded names.
+        if let Ok(dir) = url.to_file_path() {
+            for add in &outcome.adds {
+                let _ = std::fs::remove_file(dir.join(percent_decode(&add.path)));
+            }
+            continue;
+        }
         let Ok((store, root)) = backbeat_cluster::object_storage::store_for_url(&url) else { continue };
         for add in &outcome.adds {
-            let path = percent_decode(&add.path);
-            let location = path.split('/').fold(root.clone(), |p, part| p.join(part));
-            let _ = store.delete(&location).await;
+            if let Ok(location) = object_store::path::Path::parse(format!("{root}/{}", percent_decode(&add.path))) {
+                let _ = store.delete(&location).await;
+            }
         }
     }
 }
