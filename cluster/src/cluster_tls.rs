@@ -50,6 +50,9 @@ impl std::fmt::Debug for ClusterTls {
 
 static PROCESS_TLS: OnceLock<ClusterTls> = OnceLock::new();
 
+/// Unauthenticated handshakes a front runs at once.
+const MAX_PENDING_HANDSHAKES: usize = 256;
+
 impl ClusterTls {
     /// Reads and checks the three PEM files.
     pub fn from_files(cert: &Path, key: &Path, ca: &Path) -> Result<Self> {
@@ -166,6 +169,9 @@ impl ClusterTls {
     /// handshake, with a warning naming it.
     pub fn spawn_front(&self, listener: TcpListener, inner: SocketAddr) -> Result<tokio::task::JoinHandle<()>> {
         let acceptor = TlsAcceptor::from(Arc::new(self.server_config()?));
+        // Handshakes not yet authenticated, at most: a peer without a certificate cannot hold more
+        // than this many sockets (each for at most the 10 s handshake timeout).
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
         let public = listener.local_addr()?;
         tracing::info!(%public, %inner, "TLS front listening");
         Ok(tokio::spawn(async move {
@@ -179,9 +185,15 @@ impl ClusterTls {
                     }
                 };
                 let acceptor = acceptor.clone();
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, %public, "TLS front: {MAX_PENDING_HANDSHAKES} handshakes pending; connection dropped");
+                    continue;
+                };
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
-                    let mut tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                    drop(permit);
+                    let mut tls = match handshake {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => return tracing::warn!(%peer, %public, error = %e, "TLS handshake refused"),
                         Err(_) => return tracing::warn!(%peer, %public, "TLS handshake timed out"),
