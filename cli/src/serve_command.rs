@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use backbeat_cluster::flight_sql::{BearerToken, FlightSqlOptions, FlightSqlServer, TlsIdentity};
-use backbeat_cluster::scheduler_process::{BoundScheduler, SchedulerOptions};
+use backbeat_cluster::scheduler_process::{AbortOnDrop, BoundScheduler, SchedulerOptions};
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
 use backbeat_jobs::pipeline::Stop;
 use clap::Args;
@@ -137,11 +137,3 @@ async fn run_until_stopped(server: FlightSqlServer, mut stop: watch::Receiver<St
     }
 }
 
-/// Stops a background task with the command that started it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}

@@ -137,7 +137,7 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
             let listener = tokio::net::TcpListener::bind((ip, port))
                 .await
                 .with_context(|| format!("cannot bind the executor's TLS front to {ip}:{port}"))?;
-            fronts.push(FrontGuard(tls.spawn_front(listener, (std::net::Ipv4Addr::LOCALHOST, port).into())?));
+            fronts.push(crate::scheduler_process::AbortOnDrop(tls.spawn_front(listener, (std::net::Ipv4Addr::LOCALHOST, port).into())?));
         }
     }
     tracing::info!(
@@ -149,15 +149,6 @@ pub async fn run_executor(options: ExecutorOptions) -> Result<()> {
     start_executor_process(Arc::new(config))
         .await
         .with_context(|| format!("executor for scheduler {}:{} stopped", options.scheduler_host, options.scheduler_port))
-}
-
-/// Stops a TLS front with the executor behind it.
-struct FrontGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for FrontGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

@@ -91,9 +91,10 @@ impl LakeCatalog {
         if let Some(root) = self.root.local_dir() {
             return Ok(local_table_format(&root.join(name)));
         }
-        let format = if self.root.child_dirs(name).await?.iter().any(|d| d == "_delta_log") {
+        let listing = self.root.list(name).await?;
+        let format = if listing.common_prefixes.iter().any(|d| d.filename() == Some("_delta_log")) {
             Some(TableFormat::Delta)
-        } else if self.root.files(name).await?.iter().any(|f| f.location.extension() == Some("parquet")) {
+        } else if listing.objects.iter().any(|f| f.location.extension() == Some("parquet")) {
             Some(TableFormat::Parquet)
         } else {
             None

@@ -221,43 +221,26 @@ pub fn scheduler_vcores(host: &str, port: u16) -> Option<usize> {
     (total > 0).then_some(total as usize)
 }
 
-/// The body of a 200 answer to a GET of `path` from `host:port` (over cluster TLS when this
-/// process has it): the scheduler's REST API and `/api/metrics`.
-pub fn http_get_text(host: &str, port: u16, path: &str) -> Option<String> {
-    http_get_from(host, port, path)
-}
-
 /// A plain HTTP/1.0 GET on loopback: enough for the scheduler's REST API, no HTTP client needed.
 fn http_get(port: u16, path: &str) -> Option<String> {
     http_get_from("127.0.0.1", port, path)
 }
 
 fn http_get_from(host: &str, port: u16, path: &str) -> Option<String> {
-    if let Some(tls) = crate::cluster_tls::ClusterTls::current() {
-        return crate::cluster_tls::https_get(tls, host, port, path).ok();
-    }
-    let mut stream = TcpStream::connect((host, port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status_ok = head.split_whitespace().nth(1) == Some("200");
-    status_ok.then(|| body.to_string())
+    http_get_text(host, port, path).ok()
 }
 
-/// GETs `path` from the HTTP server at `host:port` (a scheduler's REST API, `/api/...`) and parses
-/// the body as JSON. The same plain HTTP/1.0 request as the loopback helpers, but any host, and
-/// the error says what went wrong: the name did not resolve, nothing accepted the connection, no
-/// answer in time, a status other than 200 (with the start of the body, where Ballista puts its
-/// reason), or a body that is not JSON. Connecting, sending and reading each give up after 5 s.
-pub fn http_get_json(host: &str, port: u16, path: &str) -> std::result::Result<serde_json::Value, String> {
+/// The body of a 200 answer to a GET of `path` from `host:port` (a scheduler's REST API,
+/// `/api/...`, or `/api/metrics`), over cluster TLS when this process has it. The error says what
+/// went wrong: the name did not resolve, nothing accepted the connection, no answer in time, or a
+/// status other than 200 (with the start of the body, where Ballista puts its reason).
+/// Connecting, sending and reading each give up after 5 s.
+pub fn http_get_text(host: &str, port: u16, path: &str) -> std::result::Result<String, String> {
     use std::io::ErrorKind;
-    if let Some(tls) = crate::cluster_tls::ClusterTls::current() {
-        let body = crate::cluster_tls::https_get(tls, host, port, path)?;
-        return serde_json::from_str(&body).map_err(|e| format!("the response is not JSON ({e})"));
-    }
     use std::net::ToSocketAddrs;
+    if let Some(tls) = crate::cluster_tls::ClusterTls::current() {
+        return crate::cluster_tls::https_get(tls, host, port, path);
+    }
     let timeout = Duration::from_secs(5);
     let io_error = |what: &str, e: std::io::Error| match e.kind() {
         ErrorKind::WouldBlock | ErrorKind::TimedOut => format!("{what}: no answer within {timeout:?}"),
@@ -293,6 +276,12 @@ pub fn http_get_json(host: &str, port: u16, path: &str) -> std::result::Result<s
             format!("HTTP status '{status_line}': {detail}")
         });
     }
+    Ok(body.to_string())
+}
+
+/// [`http_get_text`], parsed as JSON.
+pub fn http_get_json(host: &str, port: u16, path: &str) -> std::result::Result<serde_json::Value, String> {
+    let body = http_get_text(host, port, path)?;
     let start: String = body.chars().take(100).collect();
-    serde_json::from_str(body).map_err(|e| format!("the response is not JSON ({e}): '{start}'"))
+    serde_json::from_str(&body).map_err(|e| format!("the response is not JSON ({e}): '{start}'"))
 }

@@ -275,24 +275,19 @@ impl LakeRoot {
         relative.split('/').filter(|p| !p.is_empty()).fold(self.prefix.clone(), |p, part| p.join(part))
     }
 
+    /// What is directly under `relative` ("" for the lake root): "directories" and objects.
+    pub async fn list(&self, relative: &str) -> Result<object_store::ListResult> {
+        self.store.list_with_delimiter(Some(&self.path(relative))).await.map_err(|e| self.storage_err(relative, e))
+    }
+
     /// The names of the "directories" directly under `relative` ("" for the lake root).
     pub async fn child_dirs(&self, relative: &str) -> Result<Vec<String>> {
-        let list = self
-            .store
-            .list_with_delimiter(Some(&self.path(relative)))
-            .await
-            .map_err(|e| self.storage_err(relative, e))?;
-        Ok(list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
+        Ok(self.list(relative).await?.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect())
     }
 
     /// The objects directly under `relative`.
     pub async fn files(&self, relative: &str) -> Result<Vec<ObjectMeta>> {
-        let list = self
-            .store
-            .list_with_delimiter(Some(&self.path(relative)))
-            .await
-            .map_err(|e| self.storage_err(relative, e))?;
-        Ok(list.objects)
+        Ok(self.list(relative).await?.objects)
     }
 
     /// Deletes everything under `relative` (best effort for a local lake's empty directories).

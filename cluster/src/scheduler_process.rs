@@ -150,8 +150,8 @@ pub async fn run_scheduler(addr: SocketAddr) -> Result<()> {
     BoundScheduler::bind(addr).await?.serve().await
 }
 
-/// Stops a helper task (TLS front, executor-loss watch) with the server it serves.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Stops a helper task (TLS front, executor-loss watch, metrics) with the server it serves.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
