@@ -55,9 +55,15 @@ pub async fn parse_items(session: &BackbeatSession, s: &Sources) -> Result<()> {
                       md5(concat_ws('|', coalesce(title, '∅'), coalesce(channel, '∅'), coalesce(CAST(duration_s AS VARCHAR), '∅'), coalesce(secondary_title, '∅'))) AS input_hash \
                FROM (SELECT m.media_item_id AS item_id, coalesce(nullif(trim(m.title), ''), l.primary_title) AS title, m.channel_name AS channel, \
                             CAST(m.duration_s AS BIGINT) AS duration_s, nullif(trim(l.secondary_title), '') AS secondary_title \
-                     FROM {items} m LEFT JOIN {log} l ON m.media_item_id = l.media_item_id WHERE m.media_item_id IS NOT NULL))",
+                     FROM {items_once} m LEFT JOIN {log} l ON m.media_item_id = l.media_item_id))",
         out = s.out,
-        items = s.items,
+        // A video listed in several playlists can be several rows of the items table: one per id
+        // (the first by title, channel and length), or every output would repeat it.
+        items_once = format!(
+            "(SELECT media_item_id, title, channel_name, duration_s FROM (SELECT media_item_id, title, channel_name, duration_s, \
+               row_number() OVER (PARTITION BY media_item_id ORDER BY title, channel_name, duration_s) AS k FROM {} WHERE media_item_id IS NOT NULL) WHERE k = 1)",
+            s.items
+        ),
         vkey = version_key("p['tags']"),
     ))
     .await?;
@@ -71,7 +77,7 @@ pub async fn readings(session: &BackbeatSession, out: &str, todo: &str) -> Resul
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_readings AS \
          WITH r AS ( \
-           SELECT item_id, 0 AS reading, title_n, artist_n, artists_n, duration_s, version_key FROM {out}_parsed \
+           SELECT item_id, 0 AS reading, {title} AS title_n, artist_n, artists_n, duration_s, version_key FROM {out}_parsed \
              WHERE NOT derivative AND item_id IN (SELECT item_id FROM {todo}) \
            UNION ALL \
            SELECT item_id, 1 AS reading, artist_n AS title_n, title_n AS artist_n, title_n AS artists_n, duration_s, version_key FROM {out}_parsed \
@@ -80,7 +86,10 @@ pub async fn readings(session: &BackbeatSession, out: &str, todo: &str) -> Resul
          rare AS (SELECT item_id, reading, token FROM ( \
            SELECT t.item_id, t.reading, t.token, row_number() OVER (PARTITION BY t.item_id, t.reading ORDER BY d.n, t.token) AS k \
            FROM tokens t JOIN {out}_token_df d ON t.token = d.token) WHERE k = 1) \
-         SELECT r.*, rare.token AS rare_token FROM r LEFT JOIN rare ON r.item_id = rare.item_id AND r.reading = rare.reading"
+         SELECT r.*, rare.token AS rare_token FROM r LEFT JOIN rare ON r.item_id = rare.item_id AND r.reading = rare.reading",
+        // "Artist Title" with the separator lost, the artist known from the channel: the title is
+        // what follows the artist (at scale 10, 1 in 4 of the items blocking missed).
+        title = "CASE WHEN artist_n <> '' AND starts_with(title_n, concat(artist_n, ' ')) THEN substr(title_n, character_length(artist_n) + 2) ELSE title_n END"
     ))
     .await?;
     Ok(())

@@ -5,7 +5,7 @@
 //! - m and λ come from expectation maximisation over the blocked pairs, with u held fixed.
 //!
 //! The per-pair work (string comparisons, levels, weights) runs on the cluster; EM sees only the
-//! count of pairs per *pattern* of levels (at most 5 x 5 x 5 x 2 = 250 rows), so it is exact and
+//! count of pairs per *pattern* of levels (at most 7 x 5 x 5 x 2 = 350 rows), so it is exact and
 //! takes microseconds whatever the number of pairs. λ here is the match rate among *blocked*
 //! pairs, the prior a blocked pair's probability needs (Splink's λ is over all pairs and its
 //! blocking is accounted for in the EM's weights; the posterior of a blocked pair is the same idea).
@@ -22,20 +22,13 @@ use crate::recs::run_sql;
 
 /// The compared fields, in pattern order, with their number of levels (level -1 is "null": a
 /// missing value, which neither supports nor opposes a match).
-pub const FIELDS: [(&str, usize); 4] = [("title", 5), ("artist", 4), ("duration", 4), ("version", 2)];
+pub const FIELDS: [(&str, usize); 4] = [("title", super::compare::TITLE_LEVELS), ("artist", super::compare::ARTIST_LEVELS), ("duration", 4), ("version", 2)];
 
-/// The levels of a pair, from the columns of [`pair_columns_sql`]. Higher is closer. Jaro-Winkler
-/// thresholds as Splink's defaults for names; a title that is a prefix of the catalogue title (a
-/// truncated upload) is its own level.
+/// The levels of a pair, from the columns of [`pair_columns_sql`]. Higher is closer; title and
+/// artist levels are computed by [`super::compare`] (see its table).
 pub fn levels_sql() -> String {
-    // The titles' Jaro-Winkler is read twice: computed once, as `jw_title`, by [`pair_columns_sql`].
-    "CASE WHEN r_title_n IS NULL OR r_title_n = '' THEN -1 WHEN r_title_n = c_title_n THEN 4 \
-          WHEN jw_title >= 0.92 THEN 3 \
-          WHEN character_length(r_title_n) >= 4 AND starts_with(c_title_n, r_title_n) THEN 2 \
-          WHEN jw_title >= 0.80 OR token_set_ratio(r_title_n, c_title_n) >= 80 THEN 1 ELSE 0 END AS title_level, \
-     CASE WHEN r_artist_n IS NULL OR r_artist_n = '' OR c_artist_n = '' THEN -1 WHEN r_artist_n = c_artist_n THEN 3 \
-          WHEN jaro_winkler(r_artist_n, c_artist_n) >= 0.90 THEN 2 \
-          WHEN strpos(r_artists_n, c_artist_n) > 0 OR strpos(c_artists_n, r_artist_n) > 0 THEN 1 ELSE 0 END AS artist_level, \
+    "title_level(r_title_n, c_title_n) AS title_level, \
+     artist_level(r_artist_n, c_artist_n, r_artists_n, c_artists_n) AS artist_level, \
      CASE WHEN r_duration_s IS NULL OR c_duration_s IS NULL THEN -1 WHEN abs(r_duration_s - c_duration_s) <= 2 THEN 3 \
           WHEN abs(r_duration_s - c_duration_s) <= 10 THEN 2 WHEN abs(r_duration_s - c_duration_s) <= 30 THEN 1 ELSE 0 END AS duration_level, \
      CASE WHEN r_version_key = c_version_key THEN 1 ELSE 0 END AS version_level"
@@ -46,7 +39,7 @@ pub fn levels_sql() -> String {
 pub fn pair_columns_sql() -> &'static str {
     "r.title_n AS r_title_n, c.title_n AS c_title_n, r.artist_n AS r_artist_n, c.artist_n AS c_artist_n, \
      r.artists_n AS r_artists_n, c.artists_n AS c_artists_n, r.duration_s AS r_duration_s, c.duration_s AS c_duration_s, \
-     r.version_key AS r_version_key, c.version_key AS c_version_key, jaro_winkler(r.title_n, c.title_n) AS jw_title"
+     r.version_key AS r_version_key, c.version_key AS c_version_key"
 }
 
 /// Fitted parameters: `m[f][l]` and `u[f][l]` for field `f` at level `l`, and λ.
@@ -99,38 +92,58 @@ pub fn estimate_u(random: &[Pattern]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// m and λ with u fixed, by EM over the blocked pairs' patterns, in Splink's way: a field is never
-/// learnt from pairs that were chosen for agreeing on it. One EM session over the pairs whose title
-/// is exact learns artist, duration and version; one over the pairs whose artist is exact learns
-/// title, duration and version (duration and version: the mean of the two). λ is then fitted with
-/// every m and u fixed. A single EM over all fields at once is not identified here: blocked pairs
-/// are mostly same-artist or same-title non-matches, and it converged on "same artist" as the
-/// match class (m of an exact title 0.05, precision 0.77 on the 3,000 x 2,000 test data).
-/// A final EM over all fields from the sessions' m drifted back to that class, so m stays fixed.
-/// A session with no pairs leaves its fields at the starting values.
+/// Pairs to learn m from, blocked for training apart from the pairs that are scored (Splink's
+/// training blocking rules): a sample of readings joined to the recordings of the same main artist
+/// (`by_artist`) and, apart, of the same title (`by_title`).
+///
+/// Why not the scored pairs: once blocking joined only near matches (one typo or a truncation from
+/// an exact artist or title, 2026-12-04), the exact-artist pairs held few of an artist's *other*
+/// songs, EM took "a similar title" for the match class (m of an exact title 0.31, of Jaro-Winkler
+/// >= 0.8 0.46) and recall fell to 0.12 at scale 10. Training blocks hold every song of the artist
+/// (or of the title), as the old blocking did, but for a sample of readings only.
+#[derive(Debug, Clone, Default)]
+pub struct Training {
+    /// Patterns of pairs with the same folded title.
+    pub by_title: Vec<Pattern>,
+    /// Patterns of pairs with the same folded main artist.
+    pub by_artist: Vec<Pattern>,
+    /// Readings sampled: at most this many of the training pairs are matches.
+    pub readings: f64,
+}
+
+/// m and λ with u fixed, by EM over pairs' patterns, in Splink's way: a field is never
+/// learnt from pairs that were chosen for agreeing on it. One EM session over the training pairs
+/// whose title is exact learns artist, duration and version; one over those whose artist is exact
+/// learns title, duration and version (duration and version: the mean of the two). λ is then fitted
+/// over the scored (`blocked`) pairs with every m and u fixed. A single EM over all fields at once
+/// is not identified here: blocked pairs are mostly same-artist or same-title non-matches, and it
+/// converged on "same artist" as the match class (m of an exact title 0.05, precision 0.77 on the
+/// 3,000 x 2,000 test data). A final EM over all fields from the sessions' m drifted back to that
+/// class, so m stays fixed. A session with no pairs leaves its fields at the starting values.
 ///
 /// Each item is at most one recording, so no more than `max_matches` (the readings blocked) of the
-/// pairs can be matches: λ of every session is capped at `max_matches` / its pairs. Without the cap,
+/// pairs can be matches: λ of every session is capped at `max_matches` (for training sessions, the
+/// readings sampled) / its pairs. Without the cap,
 /// at scale 10 of the generator (100,000 items, ~10% of titles shared by different recordings)
 /// the final λ came out at 0.71 of 13.6M pairs, and podcasts named like a song matched it at 0.993.
-pub fn estimate_m(blocked: &[Pattern], u: &[Vec<f64>], max_matches: f64, max_iterations: usize, tolerance: f64) -> Model {
+pub fn estimate_m(training: &Training, blocked: &[Pattern], u: &[Vec<f64>], max_matches: f64, max_iterations: usize, tolerance: f64) -> Model {
     let top = |f: usize| FIELDS[f].1 as i32 - 1;
-    let agreeing = |f: usize| -> Vec<Pattern> { blocked.iter().filter(|(p, _)| p[f] == top(f)).cloned().collect() };
-    let (by_title, by_artist) = (agreeing(0), agreeing(1));
+    let agreeing = |pairs: &[Pattern], f: usize| -> Vec<Pattern> { pairs.iter().filter(|(p, _)| p[f] == top(f)).cloned().collect() };
+    let (by_title, by_artist) = (agreeing(&training.by_title, 0), agreeing(&training.by_artist, 1));
     // Within a block the other fields are not distributed as in random pairs: an artist's own
     // songs are closer in length than any two songs. With random-pair u for duration, EM took the
     // excess of close durations among an artist's other songs for matches and learnt m = 0.11 for
     // a title with nothing in common (precision 0.97 at dirty rate 0.02, scale 1). So each session
     // learns u of duration and version too, within its block; the other name field's u stays the
     // random pairs' and keeps the two classes apart.
-    let session = |pairs: &[Pattern], learn: [bool; 4], m: Option<Vec<Vec<f64>>>| em(pairs, u, learn, m, max_matches, max_iterations, tolerance);
-    let (m_title, i1) = session(&by_title, [false, true, true, true], None);
-    let (m_artist, i2) = session(&by_artist, [true, false, true, true], None);
+    let session = |pairs: &[Pattern], learn: [bool; 4], m: Option<Vec<Vec<f64>>>, cap: f64| em(pairs, u, learn, m, cap, max_iterations, tolerance);
+    let (m_title, i1) = session(&by_title, [false, true, true, true], None, training.readings);
+    let (m_artist, i2) = session(&by_artist, [true, false, true, true], None, training.readings);
     let mut m = vec![m_artist.m[0].clone(), m_title.m[1].clone()];
     for f in 2..FIELDS.len() {
         m.push(m_title.m[f].iter().zip(&m_artist.m[f]).map(|(a, b)| (a + b) / 2.0).collect());
     }
-    let (fitted, i3) = session(blocked, [false; 4], Some(m));
+    let (fitted, i3) = session(blocked, [false; 4], Some(m), max_matches);
     Model { m: fitted.m, u: u.to_vec(), lambda: fitted.lambda, iterations: i1 + i2 + i3 }
 }
 
@@ -253,11 +266,11 @@ mod tests {
     /// Patterns drawn exactly (in expectation) from known m, u and λ: EM must recover m and λ.
     #[test]
     fn em_recovers_known_parameters() {
-        let m_true = vec![vec![0.02, 0.03, 0.05, 0.1, 0.8], vec![0.05, 0.05, 0.1, 0.8], vec![0.05, 0.05, 0.1, 0.8], vec![0.2, 0.8]];
-        let u = vec![vec![0.6, 0.2, 0.1, 0.08, 0.02], vec![0.7, 0.15, 0.1, 0.05], vec![0.6, 0.2, 0.15, 0.05], vec![0.3, 0.7]];
+        let m_true = vec![vec![0.02, 0.03, 0.05, 0.05, 0.05, 0.8], vec![0.05, 0.05, 0.1, 0.8], vec![0.05, 0.05, 0.1, 0.8], vec![0.2, 0.8]];
+        let u = vec![vec![0.55, 0.2, 0.1, 0.08, 0.05, 0.02], vec![0.7, 0.15, 0.1, 0.05], vec![0.6, 0.2, 0.15, 0.05], vec![0.3, 0.7]];
         let lambda = 0.15;
         let mut blocked = Vec::new();
-        for t in 0..5 {
+        for t in 0..6 {
             for a in 0..4 {
                 for d in 0..4 {
                     for v in 0..2 {
@@ -268,7 +281,8 @@ mod tests {
                 }
             }
         }
-        let model = estimate_m(&blocked, &u, 1e6, 2000, 1e-10);
+        let training = Training { by_title: blocked.clone(), by_artist: blocked.clone(), readings: 1e6 };
+        let model = estimate_m(&training, &blocked, &u, 1e6, 2000, 1e-10);
         assert!((model.lambda - lambda).abs() < 1e-3, "lambda {}", model.lambda);
         for (f, row) in m_true.iter().enumerate() {
             for (l, &want) in row.iter().enumerate() {
@@ -276,7 +290,7 @@ mod tests {
             }
         }
         // The weight of a pattern is log2 of its likelihood ratio plus the prior odds.
-        let p = [4, 3, 3, 1];
+        let p = [5, 3, 3, 1];
         let ratio: f64 = (0.8 * 0.8 * 0.8 * 0.8) / (0.02 * 0.05 * 0.05 * 0.7);
         assert!((model.weight(&p) - (ratio.log2() + (lambda / (1.0 - lambda)).log2())).abs() < 0.05);
     }

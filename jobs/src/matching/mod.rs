@@ -13,6 +13,8 @@ use crate::job_params::{ParamSpec, ParamType as T};
 
 /// Candidate pairs from blocking rules.
 pub mod blocking;
+/// Per-pair comparison levels of titles and artists, as SQL functions.
+pub mod compare;
 /// Precision, recall and the false-match rate against labels (`isrc_eval`).
 pub mod eval;
 /// The comparison fields of items and catalogue.
@@ -23,6 +25,8 @@ pub mod fellegi_sunter;
 pub mod isrc_match;
 /// Artist, title and version tags from a video title.
 pub mod title_parser;
+/// Blocking keys that survive one typo or a truncation.
+pub mod typo_keys;
 /// The parser as SQL functions.
 pub mod udf;
 /// Version tags and packaging words.
@@ -31,6 +35,8 @@ pub mod version_tags;
 /// Registers the matching UDFs in this process.
 pub fn register() {
     udf::register();
+    compare::register();
+    typo_keys::register();
 }
 
 /// The matching jobs of the catalogue.
@@ -42,9 +48,12 @@ pub fn catalogue_jobs() -> Vec<Job> {
         p("catalogue", T::Table, "isrc_catalogue", "recordings: isrc, title, artists, duration_ms (ingested with jobs/ingest/isrc_catalogue.yaml)"),
         p("match_threshold", T::Float, "0.9", "least match probability of a match"),
         p("review_threshold", T::Float, "0.5", "least match probability for the review table; below it an item is unmatched"),
-        p("max_block", T::Int, "1000", "blocking keys (a title, an artist, a rare token) shared by more recordings are skipped by their rule"),
+        p("max_block", T::Int, "50", "blocking rule 1: a typo key (an exact title or artist with the other nearly equal) of more recordings is skipped"),
+        p("max_title_block", T::Int, "30", "blocking rule 2: a title shared by more recordings is skipped (it cannot pick one without the artist)"),
+        p("max_token_block", T::Int, "100", "blocking rule 3: a rarest title word in more catalogue titles is skipped"),
         p("u_sample_items", T::Int, "2000", "items in the random pairs u is estimated from"),
         p("u_sample_recordings", T::Int, "500", "recordings in the random pairs u is estimated from"),
+        p("train_items", T::Int, "20000", "readings sampled to learn m from: each meets every recording of its artist, and of its title"),
         p("seed", T::Text, "42", "seed of the random pairs"),
         p("full", T::Text, "false", "true: match every item again, not only new or changed ones"),
         p("out", T::Table, "isrc", "prefix: <out>_matches, <out>_review, <out>_unmatched, <out>_model, <out>_item_state"),

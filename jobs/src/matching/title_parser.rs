@@ -52,7 +52,9 @@ pub fn normalise(s: &str) -> String {
 const MAX_CHARS: usize = 300;
 
 static SEPARATOR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\s+[-–—~|:/_]{1,2}\s+|\s*[|｜]\s*|:\s+").expect_static());
+    // A dash with a space on one side only ("Artist -Title", "Artist- Title") is a separator with
+    // a slip of the thumb; a dash between two letters ("Jay-Z", "Anti-Hero") is not.
+    LazyLock::new(|| Regex::new(r"\s+[-–—~|:/_]{1,2}\s+|\s*[|｜]\s*|:\s+|\s+[-–—]|[-–—]\s+").expect_static());
 
 static FEATURING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)(?:^|\s|\()(?:feat\.?|ft\.?|featuring|with)\s+(.+)$").expect_static());

@@ -1,0 +1,133 @@
+//! Blocking keys that survive one typo: `typo_keys(exact, fuzzy)` returns 64-bit keys for the pair
+//! (exact field, deletion neighbourhood of the fuzzy field's first [`PREFIX`] characters).
+//!
+//! Two strings within one edit (a dropped, inserted, changed or swapped character) share at least
+//! one deletion variant: the string itself or the string with one character removed (the idea of
+//! SymSpell). Keying on a prefix also catches truncation ("Some Long Title..." cut after at least
+//! `PREFIX - 1` characters) and any typo past the prefix. Joined on these keys, a reading meets the
+//! recordings with the same exact field and a nearly equal other field, a few per reading however
+//! common the artist or the title, where blocking on the artist alone compared every reading with
+//! up to `max_block` of that artist's recordings (13.6M pairs for 100,000 items at scale 10).
+//!
+//! Keys are hashes (std's SipHash with fixed keys, the same in every process of one binary); a
+//! collision only adds a candidate pair, which scoring then rejects.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Builder, ListBuilder, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field};
+use datafusion::common::Result;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
+
+/// Characters of the fuzzy field that are keyed: 8 (9 keys a row) is selective beside an exact
+/// artist or title and catches a title truncated after 7 characters.
+pub const PREFIX: usize = 8;
+
+/// The keys of (exact, fuzzy): none when either is empty. Besides the deletion variants of the
+/// prefix (trimmed, so "golden o" of "golden officila" meets "golden"), the fuzzy field's first
+/// word is a key of its own: a title followed by words the parser left ("storm official music
+/// vieo", the packaging misspelt) or an artist with more words ("otis rbel").
+pub fn typo_keys(exact: &str, fuzzy: &str) -> Vec<i64> {
+    if exact.is_empty() || fuzzy.is_empty() {
+        return Vec::new();
+    }
+    let chars: Vec<char> = fuzzy.chars().take(PREFIX).collect();
+    let hash = |tag: u8, text: &mut dyn Iterator<Item = char>| {
+        let mut h = std::hash::DefaultHasher::new();
+        exact.hash(&mut h);
+        tag.hash(&mut h);
+        let text: String = text.collect();
+        text.trim().hash(&mut h);
+        h.finish() as i64
+    };
+    let variant = |skip: Option<usize>| hash(0xff, &mut chars.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, c)| *c));
+    let mut keys: Vec<i64> = std::iter::once(variant(None)).chain((0..chars.len()).map(|i| variant(Some(i)))).collect();
+    if let Some(word) = fuzzy.split(' ').find(|w| !w.is_empty()) {
+        keys.push(hash(0xfe, &mut word.chars()));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Registers `typo_keys` with the cluster's UDF list of this process.
+pub fn register() {
+    backbeat_cluster::udf_registry::register_udf(Arc::new(ScalarUDF::from(TypoKeysUdf::new())));
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypoKeysUdf {
+    signature: Signature,
+}
+
+impl TypoKeysUdf {
+    fn new() -> Self {
+        Self { signature: Signature::one_of(vec![TypeSignature::String(2)], Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for TypoKeysUdf {
+    fn name(&self) -> &str {
+        "typo_keys"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new("item", DataType::Int64, true))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let texts = arrays.iter().map(|a| cast(a, &DataType::Utf8)).collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+        let (a, b) = (texts[0].as_any().downcast_ref::<StringArray>(), texts[1].as_any().downcast_ref::<StringArray>());
+        let (Some(a), Some(b)) = (a, b) else { return datafusion::common::exec_err!("typo_keys takes two strings") };
+        let mut out = ListBuilder::new(Int64Builder::new());
+        for row in 0..a.len() {
+            if !a.is_null(row) && !b.is_null(row) {
+                out.values().append_slice(&typo_keys(a.value(row), b.value(row)));
+            }
+            out.append(true);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(a: &str, b: &str) -> bool {
+        let kb = typo_keys("artist", b);
+        typo_keys("artist", a).iter().any(|k| kb.contains(k))
+    }
+
+    #[test]
+    fn one_edit_or_truncation_shares_a_key() {
+        for (a, b) in [
+            ("halo", "halo"),
+            ("halo", "hallo"),      // inserted
+            ("halo", "hlo"),        // dropped
+            ("halo", "hxlo"),       // changed
+            ("halo", "hlao"),       // swapped
+            ("bohemian rhapsody", "bohemian rhapsdy"), // past the prefix
+            ("bohemian rhapsody", "bohemia"),          // truncated
+            ("bohmeian rhapsody", "bohemian rhapsody"),
+            ("방탄소년단", "방탄소년"),
+            ("golden officila", "golden"),           // a trimmed variant
+            ("storm official music vieo", "storm"),  // the first word
+        ] {
+            assert!(share(a, b), "{a} ~ {b}");
+        }
+        for (a, b) in [("halo", "hello"), ("love", "life"), ("bohemian", "boh"), ("love me", "lover")] {
+            assert!(!share(a, b), "{a} !~ {b}");
+        }
+        // The exact field must be equal.
+        assert!(typo_keys("a", "halo").iter().all(|k| !typo_keys("b", "halo").contains(k)));
+        assert!(typo_keys("", "halo").is_empty() && typo_keys("a", "").is_empty());
+    }
+}
