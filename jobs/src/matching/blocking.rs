@@ -53,7 +53,8 @@ pub struct Caps {
     pub max_token_block: i64,
 }
 
-/// Writes `<out>_pairs(item_id, reading, isrc, rule)` from `<out>_readings` and `<out>_catalogue`.
+/// Writes `<out>_pairs(item_id, reading, isrc, rule)` from `<out>_readings`, `<out>_catalogue`
+/// and `<out>_catalogue_keys`.
 pub async fn block(session: &BackbeatSession, out: &str, caps: Caps) -> Result<BlockingReport> {
     let capped = |key: &str, cap: i64| {
         format!(
@@ -63,9 +64,8 @@ pub async fn block(session: &BackbeatSession, out: &str, caps: Caps) -> Result<B
     };
     let keys = "unnest(array_concat(typo_keys(title_n, artist_n), typo_keys(artist_n, title_n))) AS k";
     run_sql(session, &format!(
-        "CREATE OR REPLACE TABLE {out}_pairs AS WITH ck AS (SELECT isrc, {keys} FROM {out}_catalogue), \
-           rk AS (SELECT item_id, reading, {keys} FROM {out}_readings), \
-           ck_capped AS (SELECT ck.isrc, ck.k FROM ck JOIN (SELECT k FROM ck GROUP BY k HAVING count(*) <= {max_block}) n ON ck.k = n.k) \
+        "CREATE OR REPLACE TABLE {out}_pairs AS WITH rk AS (SELECT item_id, reading, {keys} FROM {out}_readings), \
+           ck_capped AS (SELECT isrc, k FROM {out}_catalogue_keys WHERE n <= {max_block}) \
          SELECT item_id, reading, isrc, CAST(min(rule) AS INT) AS rule FROM ( \
            SELECT r.item_id, r.reading, c.isrc, 0 AS rule FROM {out}_readings r JOIN {out}_catalogue c \
              ON r.title_n = c.title_n AND r.artist_n = c.artist_n WHERE r.title_n <> '' \

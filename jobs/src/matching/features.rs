@@ -110,8 +110,9 @@ pub async fn readings(session: &BackbeatSession, out: &str, todo: &str) -> Resul
     Ok(())
 }
 
-/// Writes `<out>_catalogue` (cleaned, folded catalogue fields with each title's rarest token) and
-/// `<out>_token_df` (catalogue frequency of every title token).
+/// Writes `<out>_catalogue` (cleaned, folded catalogue fields with each title's rarest token),
+/// `<out>_token_df` (catalogue frequency of every title token) and `<out>_catalogue_keys` (the
+/// typo keys of blocking rule 1 with their recordings per key).
 pub async fn catalogue(session: &BackbeatSession, s: &Sources) -> Result<()> {
     let out = &s.out;
     run_sql(session, &format!(
@@ -136,6 +137,15 @@ pub async fn catalogue(session: &BackbeatSession, s: &Sources) -> Result<()> {
            SELECT isrc, token FROM (SELECT t.isrc, t.token, row_number() OVER (PARTITION BY t.isrc ORDER BY d.n, t.token) AS k \
              FROM (SELECT isrc, unnest(string_to_array(title_n, ' ')) AS token FROM {out}_catalogue_fields) t JOIN {out}_token_df d ON t.token = d.token) \
            WHERE k = 1) rare ON c.isrc = rare.isrc"
+    ))
+    .await?;
+    // The catalogue's blocking keys with the number of recordings per key, kept with the
+    // catalogue's fields: blocking then caps by a filter, and an incremental run reuses them. At
+    // scale 100 computing them in every run's blocking took ~8 s (1M recordings, ~20 keys each).
+    run_sql(session, &format!(
+        "CREATE OR REPLACE TABLE {out}_catalogue_keys AS WITH ck AS ( \
+           SELECT isrc, unnest(array_concat(typo_keys(title_n, artist_n), typo_keys(artist_n, title_n))) AS k FROM {out}_catalogue) \
+         SELECT ck.isrc, ck.k, n.n FROM ck JOIN (SELECT k, count(*) AS n FROM ck GROUP BY k) n ON ck.k = n.k"
     ))
     .await?;
     crate::recs::drop_table(session, &format!("{out}_catalogue_fields")).await?;

@@ -76,7 +76,8 @@ pub async fn run(session: &BackbeatSession, params: &BTreeMap<String, String>) -
     }
     let (_, catalogue_version) = pinned(session, &c.sources.catalogue).await?;
     let stored = stored_model(session, out).await?;
-    let full = c.full || stored.as_ref().is_none_or(|(v, _)| *v != catalogue_version) || !table_exists(session, &format!("{w}_catalogue")).await?;
+    let full = c.full || stored.as_ref().is_none_or(|(v, _)| *v != catalogue_version) || !table_exists(session, &format!("{w}_catalogue")).await?
+        || !table_exists(session, &format!("{w}_catalogue_keys")).await?;
 
     let mut phases = Phases { laps: Vec::new(), last: std::time::Instant::now() };
     parse_items(session, &c.sources).await?;

@@ -9,10 +9,10 @@
 //! common the artist or the title, where blocking on the artist alone compared every reading with
 //! up to `max_block` of that artist's recordings (13.6M pairs for 100,000 items at scale 10).
 //!
-//! Keys are hashes (std's SipHash with fixed keys, the same in every process of one binary); a
-//! collision only adds a candidate pair, which scoring then rejects.
+//! Keys are xxHash64 hashes, stable across builds and processes: the catalogue's keys are stored
+//! with it (`<out>_catalogue_keys`) and met by items' keys computed in later runs. A collision
+//! only adds a candidate pair, which scoring then rejects.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Builder, ListBuilder, StringArray};
@@ -35,12 +35,12 @@ pub fn typo_keys(exact: &str, fuzzy: &str) -> Vec<i64> {
     }
     let chars: Vec<char> = fuzzy.chars().take(PREFIX).collect();
     let hash = |tag: u8, text: &mut dyn Iterator<Item = char>| {
-        let mut h = std::hash::DefaultHasher::new();
-        exact.hash(&mut h);
-        tag.hash(&mut h);
         let text: String = text.collect();
-        text.trim().hash(&mut h);
-        h.finish() as i64
+        let mut bytes = Vec::with_capacity(exact.len() + text.len() + 2);
+        bytes.extend_from_slice(exact.as_bytes());
+        bytes.extend_from_slice(&[0, tag]);
+        bytes.extend_from_slice(text.trim().as_bytes());
+        twox_hash::XxHash64::oneshot(0, &bytes) as i64
     };
     let variant = |skip: Option<usize>| hash(0xff, &mut chars.iter().enumerate().filter(|(i, _)| Some(*i) != skip).map(|(_, c)| *c));
     let mut keys: Vec<i64> = std::iter::once(variant(None)).chain((0..chars.len()).map(|i| variant(Some(i)))).collect();
