@@ -91,7 +91,7 @@ struct Patterns {
 fn patterns(list: &[(&str, VersionTag)]) -> Patterns {
     // The group matters: without it the word boundaries bound only the first and the last of a
     // pattern's alternatives, and `live\s*$` took the "live" out of "Alive" (the title "Alive" became
-    // "A"; 3% of the scale-10 items missed their recording through it and similar words).
+    // "A": about 1 in 4 of a sample of 40 items whose recording blocking missed at scale 10).
     let sources: Vec<String> = list.iter().map(|(p, _)| format!(r"(?i)(?:^|\b)(?:{p})(?:\b|$)")).collect();
     Patterns {
         set: RegexSet::new(&sources).expect("static regex set"),
