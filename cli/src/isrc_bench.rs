@@ -1,8 +1,10 @@
 //! `backbeat bench isrc`: `isrc_match` beside Splink 5 (DuckDB backend, `bench/peers/splink_isrc.py`)
 //! on generated playlists and catalogue. Both link the same parsed, folded fields (backbeat's
-//! `isrc_work_readings` and `isrc_work_catalogue`, written as Parquet for the peer) with the same
-//! blocking rules, comparison levels and unsupervised training, and both are scored by
-//! `isrc_eval` against the labels at the same threshold. Prints Markdown for BENCHMARKS.md.
+//! `isrc_work_readings` and `isrc_work_catalogue`, written as Parquet for the peer) with
+//! comparable comparison levels and unsupervised training, and both are scored by `isrc_eval`
+//! against the labels at the same threshold. Blocking differs: Splink blocks on title, artist and
+//! rare word, uncapped (backbeat's typo keys of 2026-12-04 are not given to it yet), so it
+//! compares several times as many pairs. Prints Markdown for BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
