@@ -53,15 +53,19 @@ pub struct Caps {
     pub max_token_block: i64,
 }
 
+/// SQL for the recordings of `<out>_catalogue` whose `key` (a column) is non-empty and shared by at
+/// most `cap` recordings: the catalogue side of a capped blocking rule, and of a training block.
+pub fn capped_catalogue(out: &str, key: &str, cap: i64) -> String {
+    format!(
+        "(SELECT c.* FROM {out}_catalogue c JOIN (SELECT {key} FROM {out}_catalogue WHERE {key} <> '' GROUP BY {key} HAVING count(*) <= {cap}) k \
+         ON c.{key} = k.{key})"
+    )
+}
+
 /// Writes `<out>_pairs(item_id, reading, isrc, rule)` from `<out>_readings`, `<out>_catalogue`
 /// and `<out>_catalogue_keys`.
 pub async fn block(session: &BackbeatSession, out: &str, caps: Caps) -> Result<BlockingReport> {
-    let capped = |key: &str, cap: i64| {
-        format!(
-            "(SELECT c.isrc, c.{key} FROM {out}_catalogue c JOIN (SELECT {key} FROM {out}_catalogue WHERE {key} <> '' GROUP BY {key} HAVING count(*) <= {cap}) k \
-             ON c.{key} = k.{key})"
-        )
-    };
+    let capped = |key: &str, cap: i64| capped_catalogue(out, key, cap);
     let keys = "unnest(array_concat(typo_keys(title_n, artist_n), typo_keys(artist_n, title_n))) AS k";
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_pairs AS WITH rk AS (SELECT item_id, reading, {keys} FROM {out}_readings), \

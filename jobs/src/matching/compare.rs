@@ -130,14 +130,14 @@ impl LevelUdf {
 }
 
 /// Read access to a Utf8, LargeUtf8 or Utf8View column without copying it.
-enum Texts<'a> {
+pub(super) enum Texts<'a> {
     Utf8(&'a arrow::array::StringArray),
     View(&'a arrow::array::StringViewArray),
     Large(&'a arrow::array::LargeStringArray),
 }
 
 impl<'a> Texts<'a> {
-    fn of(array: &'a ArrayRef) -> Option<Self> {
+    pub(super) fn of(array: &'a ArrayRef) -> Option<Self> {
         match array.data_type() {
             DataType::Utf8 => Some(Self::Utf8(array.as_string::<i32>())),
             DataType::LargeUtf8 => Some(Self::Large(array.as_string::<i64>())),
@@ -147,7 +147,7 @@ impl<'a> Texts<'a> {
     }
 
     /// The value of a row, "" when null.
-    fn get(&self, row: usize) -> &'a str {
+    pub(super) fn get(&self, row: usize) -> &'a str {
         match self {
             Self::Utf8(a) if !a.is_null(row) => a.value(row),
             Self::Large(a) if !a.is_null(row) => a.value(row),
@@ -155,6 +155,15 @@ impl<'a> Texts<'a> {
             _ => "",
         }
     }
+}
+
+/// A string UDF's arguments as arrays [`Texts`] reads: Utf8, LargeUtf8 and Utf8View as they are,
+/// anything else (dictionaries) cast to Utf8 once.
+pub(super) fn text_arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
+    ColumnarValue::values_to_arrays(&args.args)?
+        .into_iter()
+        .map(|a| if Texts::of(&a).is_some() { Ok(a) } else { Ok(cast(&a, &DataType::Utf8)?) })
+        .collect()
 }
 
 impl ScalarUDFImpl for LevelUdf {
@@ -171,12 +180,7 @@ impl ScalarUDFImpl for LevelUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        // Other string-like types (dictionaries) are cast once; the usual three are read in place.
-        let arrays: Vec<ArrayRef> = arrays
-            .into_iter()
-            .map(|a| if Texts::of(&a).is_some() { Ok(a) } else { cast(&a, &DataType::Utf8) })
-            .collect::<std::result::Result<_, _>>()?;
+        let arrays = text_arrays(&args)?;
         let texts: Vec<Texts> = arrays.iter().filter_map(Texts::of).collect();
         if texts.len() != self.arity {
             return exec_err!("{} takes {} strings", self.name(), self.arity);

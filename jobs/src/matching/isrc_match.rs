@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use backbeat_cluster::session::BackbeatSession;
 
-use super::blocking::{BlockingReport, Caps, block};
+use super::blocking::{BlockingReport, Caps, block, capped_catalogue};
 use super::features::{Sources, catalogue, parse_items, readings};
 use super::fellegi_sunter::{FIELDS, Model, Training, estimate_m, estimate_u, levels_sql, pair_columns_sql, patterns};
 use crate::job_runner::{ReportSection, RustJobOutput};
@@ -215,11 +215,10 @@ async fn fit(session: &BackbeatSession, c: &MatchConfig, w: &str, readings: i64)
     let on = |key: &str| {
         format!(
             "SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM (SELECT {levels} FROM (SELECT {columns} FROM {sample} r \
-               JOIN (SELECT c.* FROM {w}_catalogue c JOIN (SELECT {key} FROM {w}_catalogue WHERE {key} <> '' GROUP BY {key} HAVING count(*) <= {cap}) k \
-                     ON c.{key} = k.{key}) c ON r.{key} = c.{key})) GROUP BY 1, 2, 3, 4",
+               JOIN {catalogue} c ON r.{key} = c.{key})) GROUP BY 1, 2, 3, 4",
             levels = levels_sql(),
             columns = pair_columns_sql(),
-            cap = c.caps.max_block
+            catalogue = capped_catalogue(w, key, c.caps.max_block)
         )
     };
     let training = Training { by_title: patterns(session, &on("title_n")).await?, by_artist: patterns(session, &on("artist_n")).await?, readings: c.train_items.min(readings) as f64 };

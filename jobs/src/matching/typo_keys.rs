@@ -15,8 +15,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Builder, ListBuilder, StringArray};
-use arrow::compute::cast;
+use arrow::array::{Array, Int64Builder, ListBuilder};
+
+use super::compare::Texts;
 use arrow::datatypes::{DataType, Field};
 use datafusion::common::Result;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility};
@@ -82,15 +83,14 @@ impl ScalarUDFImpl for TypoKeysUdf {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let texts = arrays.iter().map(|a| cast(a, &DataType::Utf8)).collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-        let (a, b) = (texts[0].as_any().downcast_ref::<StringArray>(), texts[1].as_any().downcast_ref::<StringArray>());
-        let (Some(a), Some(b)) = (a, b) else { return datafusion::common::exec_err!("typo_keys takes two strings") };
+        let arrays = super::compare::text_arrays(&args)?;
+        let (Some(a), Some(b)) = (arrays.first().and_then(Texts::of), arrays.get(1).and_then(Texts::of)) else {
+            return datafusion::common::exec_err!("typo_keys takes two strings");
+        };
         let mut out = ListBuilder::new(Int64Builder::new());
-        for row in 0..a.len() {
-            if !a.is_null(row) && !b.is_null(row) {
-                out.values().append_slice(&typo_keys(a.value(row), b.value(row)));
-            }
+        for row in 0..arrays[0].len() {
+            // A null field is an empty one: no keys.
+            out.values().append_slice(&typo_keys(a.get(row), b.get(row)));
             out.append(true);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
