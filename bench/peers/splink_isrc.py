@@ -6,20 +6,30 @@ One process per run:
         [--threads 2] [--seed 42] [--max-pairs-u 1e6] [--recall 0.9] [--threshold 0.0] [--em-every-pair]
 
 Inputs (Parquet files, or globs DuckDB's read_parquet accepts, written by backbeat):
-  items      item_id utf8, title_n utf8, artist_n utf8 (nullable), duration_s int64 (nullable),
-             rare_token utf8 (nullable), derivative bool
-  catalogue  isrc utf8, title_n, artist_n, duration_s, rare_token with the same meanings
+  items      item_id utf8, title_n utf8, artist_n utf8, artists_n utf8 (every credited artist),
+             duration_s int64, version_key utf8, title_b utf8, rare_b utf8, keys list<int64>,
+             derivative bool (all nullable but item_id)
+  catalogue  isrc utf8 and the same columns but derivative
 title_n / artist_n are already normalised (lowercase, no diacritics, no punctuation, version tags
-removed); rare_token is the title token with the lowest document frequency in the catalogue.
+removed). The blocking columns are backbeat's, written by `backbeat bench isrc`: title_b and
+rare_b are the title and its rarest word, NULL on the catalogue side where more recordings share
+them than backbeat's caps allow; keys are backbeat's typo keys (one field exact, the other within
+one deletion or truncated), the catalogue's capped the same way.
 
 Model (a link_only Fellegi-Sunter model, trained without labels as Splink's tutorials do):
   unique_id   item_id and isrc are both renamed to unique_id; Splink adds source_dataset itself
               ('items' / 'catalogue', the registered display names) since neither table has one.
-  blocking    union of block_on("title_n"), block_on("artist_n"), block_on("rare_token"); a pair
-              found by several rules is scored once. Nulls never block (l.x = r.x).
-  comparisons title_n   null / exact / Jaro-Winkler >= 0.92 / >= 0.80 / else
-              artist_n  null / exact / Jaro-Winkler >= 0.90 / else
+  blocking    backbeat's four rules: block_on("title_n", "artist_n"), block_on("keys") with keys
+              exploded, block_on("title_b"), block_on("rare_b"); a pair found by several rules
+              is scored once. Nulls never block (l.x = r.x).
+  comparisons backbeat's levels (jobs/src/matching/compare.rs) as SQL conditions:
+              title_n   null / exact / one edit (Damerau-Levenshtein <= 1, 5+ characters) /
+                        prefix (4+ characters) / Jaro-Winkler >= 0.92 / >= 0.80 or every word of
+                        one in the other / else
+              artist_n  null / exact / Jaro-Winkler >= 0.90 / one main artist within the other
+                        side's credits / else
               duration  null (either side) / |diff| <= 2 / <= 10 / <= 30 / else
+              version   version_key equal / else
               No term-frequency adjustments.
   training    lambda: estimate_probability_two_random_records_match(
                   [block_on("title_n", "artist_n")], recall=0.9)
@@ -63,10 +73,10 @@ import time
 
 def arguments():
     p = argparse.ArgumentParser()
-    p.add_argument("--items", required=True, help="items Parquet (item_id, title_n, artist_n, duration_s, "
-                                                   "rare_token, derivative)")
-    p.add_argument("--catalogue", required=True, help="catalogue Parquet (isrc, title_n, artist_n, duration_s, "
-                                                       "rare_token)")
+    p.add_argument("--items", required=True, help="items Parquet (item_id, title_n, artist_n, artists_n, duration_s, version_key, "
+                                                   "title_b, rare_b, keys, derivative)")
+    p.add_argument("--catalogue", required=True, help="catalogue Parquet (isrc and the items columns "
+                                                       "but derivative)")
     p.add_argument("--out", required=True, help="output Parquet file (item_id, isrc, match_probability, "
                                                  "match_weight)")
     p.add_argument("--threads", type=int, default=2, help="DuckDB threads")
@@ -75,6 +85,7 @@ def arguments():
     p.add_argument("--recall", type=float, default=0.9,
                    help="assumed recall of the deterministic rule (title_n and artist_n exact)")
     p.add_argument("--threshold", type=float, default=0.0, help="threshold_match_probability of predict")
+    p.add_argument("--model-json", help="also write the trained model (Splink's settings JSON) here")
     p.add_argument("--em-every-pair", action="store_true",
                    help="EM with Splink's default estimate_without_term_frequencies=False (same estimates, "
                         "slower; see the module docstring)")
@@ -89,6 +100,12 @@ def row(con, sql):
 
 def sql_string(s):
     return "'" + s.replace("'", "''") + "'"
+
+
+BLOCKING_COLUMNS = """CAST(artist_n AS VARCHAR) AS artist_n, CAST(artists_n AS VARCHAR) AS artists_n,
+               CAST(duration_s AS BIGINT) AS duration_s, CAST(version_key AS VARCHAR) AS version_key,
+               CAST(title_b AS VARCHAR) AS title_b, CAST(rare_b AS VARCHAR) AS rare_b,
+               CAST(keys AS BIGINT[]) AS keys"""
 
 
 def settings():
@@ -110,17 +127,54 @@ def settings():
         output_column_name="duration_s",
         comparison_description="absolute difference of duration_s in seconds <= 2 / 10 / 30 vs. anything else",
     )
+    # backbeat's title_level: exact / one edit / prefix / JW >= 0.92 / JW >= 0.80 or words contained.
+    shorter = "least(length(title_n_l), length(title_n_r))"
+    words = "list_has_all(string_split(title_n_{}, ' '), string_split(title_n_{}, ' '))"
+    title = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("title_n"),
+            cll.ExactMatchLevel("title_n"),
+            cll.CustomLevel(f"{shorter} >= 5 AND damerau_levenshtein(title_n_l, title_n_r) <= 1", "one edit"),
+            cll.CustomLevel(f"{shorter} >= 4 AND (starts_with(title_n_l, title_n_r) OR starts_with(title_n_r, title_n_l))",
+                            "prefix"),
+            cll.JaroWinklerLevel("title_n", 0.92),
+            cll.CustomLevel(f"jaro_winkler_similarity(title_n_l, title_n_r) >= 0.80 OR {words.format('l', 'r')} "
+                            f"OR {words.format('r', 'l')}", "similar or words contained"),
+            cll.ElseLevel(),
+        ],
+        output_column_name="title_n",
+    )
+    # backbeat's artist_level: exact / JW >= 0.90 / one main artist credited on the other side.
+    artist = cl.CustomComparison(
+        comparison_levels=[
+            cll.NullLevel("artist_n"),
+            cll.ExactMatchLevel("artist_n"),
+            cll.JaroWinklerLevel("artist_n", 0.90),
+            # Whole words of the other side's credits, and not a namesake that begins the other
+            # main artist ("emma" / "emma river").
+            cll.CustomLevel("NOT starts_with(artist_n_l, artist_n_r || ' ') AND NOT starts_with(artist_n_r, artist_n_l || ' ') "
+                            "AND (contains(' ' || coalesce(artists_n_l, '') || ' ', ' ' || artist_n_r || ' ') "
+                            "OR contains(' ' || coalesce(artists_n_r, '') || ' ', ' ' || artist_n_l || ' '))",
+                            "credited"),
+            cll.ElseLevel(),
+        ],
+        output_column_name="artist_n",
+    )
+    version = cl.CustomComparison(
+        comparison_levels=[cll.CustomLevel("coalesce(version_key_l, '') = coalesce(version_key_r, '')", "same version"),
+                           cll.ElseLevel()],
+        output_column_name="version_key",
+    )
     return SettingsCreator(
         link_type="link_only",
         unique_id_column_name="unique_id",
         blocking_rules_to_generate_predictions=[
-            block_on("title_n"), block_on("artist_n"), block_on("rare_token"),
+            block_on("title_n", "artist_n"),
+            block_on("keys", arrays_to_explode=["keys"]),
+            block_on("title_b"),
+            block_on("rare_b"),
         ],
-        comparisons=[
-            cl.JaroWinklerAtThresholds("title_n", [0.92, 0.80]),
-            cl.JaroWinklerAtThresholds("artist_n", [0.90]),
-            duration,
-        ],
+        comparisons=[title, artist, duration, version],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
     )
@@ -142,8 +196,7 @@ def main():
     con.execute(f"""
         CREATE TABLE items AS
         SELECT CAST(item_id AS VARCHAR) AS unique_id, CAST(title_n AS VARCHAR) AS title_n,
-               CAST(artist_n AS VARCHAR) AS artist_n, CAST(duration_s AS BIGINT) AS duration_s,
-               CAST(rare_token AS VARCHAR) AS rare_token
+               {BLOCKING_COLUMNS}
         FROM read_parquet({sql_string(a.items)})""")
     con.execute(f"""
         CREATE TABLE item_derivative AS
@@ -152,8 +205,7 @@ def main():
     con.execute(f"""
         CREATE TABLE catalogue AS
         SELECT CAST(isrc AS VARCHAR) AS unique_id, CAST(title_n AS VARCHAR) AS title_n,
-               CAST(artist_n AS VARCHAR) AS artist_n, CAST(duration_s AS BIGINT) AS duration_s,
-               CAST(rare_token AS VARCHAR) AS rare_token
+               {BLOCKING_COLUMNS}
         FROM read_parquet({sql_string(a.catalogue)})""")
     n_items = row(con, "SELECT count(*) FROM items")[0]
     n_catalogue = row(con, "SELECT count(*) FROM catalogue")[0]
@@ -185,6 +237,8 @@ def main():
             # the history holds the starting parameters and then one entry per iteration
             em_iterations.append(len(getattr(session, "_core_model_settings_history", [None])) - 1)
         em_ms = sum(em_session_ms)
+        if a.model_json:
+            linker.misc.save_model_to_json(a.model_json, overwrite=True)
 
         start = time.perf_counter()
         blocked = linker.inference.compute_blocked_pairs_for_predict()

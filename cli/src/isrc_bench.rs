@@ -2,16 +2,18 @@
 //! on generated playlists and catalogue. Both link the same parsed, folded fields (backbeat's
 //! `isrc_work_readings` and `isrc_work_catalogue`, written as Parquet for the peer) with
 //! comparable comparison levels and unsupervised training, and both are scored by `isrc_eval`
-//! against the labels at the same threshold. Blocking differs: Splink blocks on title, artist and
-//! rare word, uncapped (backbeat's typo keys of 2026-12-04 are not given to it yet), so it
-//! compares several times as many pairs. Prints Markdown for BENCHMARKS.md.
+//! against the labels at the same threshold. Splink is given backbeat's blocking: the same four
+//! rules with the same caps, its typo keys as an array column Splink explodes, and comparison
+//! levels written as the same SQL conditions (DuckDB's `damerau_levenshtein`, `starts_with`,
+//! `jaro_winkler_similarity`), so both compare the same pairs the same way and differ in engine
+//! and training. Prints Markdown for BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::Float64Type;
 use backbeat_cluster::local_cluster::LocalCluster;
 use backbeat_cluster::session::{BackbeatSession, ClusterTarget};
@@ -151,7 +153,8 @@ async fn scalar(session: &BackbeatSession, sql: &str) -> Result<f64> {
     let batches = session.sql(sql).await?.collect().await?;
     let b = batches.iter().find(|b| b.num_rows() > 0).with_context(|| format!("no row from {sql}"))?;
     let c = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Float64)?;
-    Ok(c.as_primitive::<Float64Type>().value(0))
+    // NULL (precision with no match at all) is NaN, not whatever the null slot holds.
+    Ok(if c.is_null(0) { f64::NAN } else { c.as_primitive::<Float64Type>().value(0) })
 }
 
 /// precision, recall, F1, false-match rate from an `isrc_eval` table.
@@ -174,8 +177,31 @@ async fn peer(args: &IsrcBenchArgs, session: &BackbeatSession, dir: &Path) -> Re
             _ => {}
         }
     }
-    sql("CREATE TABLE bench_isrc_items AS SELECT concat(item_id, '#', CAST(reading AS VARCHAR)) AS item_id, title_n, artist_n, duration_s, rare_token, false AS derivative FROM isrc_work_readings".into()).await?;
-    sql("CREATE TABLE bench_isrc_catalogue AS SELECT isrc, title_n, artist_n, duration_s, rare_token FROM isrc_work_catalogue".into()).await?;
+    // The same four blocking rules as isrc_match, as columns Splink blocks on: title and artist
+    // (rule 0); the typo keys, the catalogue's capped at max_block recordings (rule 1); the title
+    // and the rarest word, the catalogue's emptied where more than max_title_block /
+    // max_token_block recordings share them (rules 2 and 3). Empty strings become NULL, which
+    // never blocks in Splink (isrc_match skips empty keys too).
+    let cap = |name: &str| -> Result<String> {
+        find("isrc_match")?.params.iter().find(|p| p.name == name).and_then(|p| p.default.clone()).with_context(|| format!("isrc_match has no default {name}"))
+    };
+    let (max_block, max_title, max_token) = (cap("max_block")?, cap("max_title_block")?, cap("max_token_block")?);
+    sql("CREATE TABLE bench_isrc_items AS SELECT concat(item_id, '#', CAST(reading AS VARCHAR)) AS item_id, \
+           nullif(title_n, '') AS title_n, nullif(artist_n, '') AS artist_n, artists_n, duration_s, version_key, \
+           nullif(title_n, '') AS title_b, nullif(rare_token, '') AS rare_b, \
+           array_concat(typo_keys(title_n, artist_n), typo_keys(artist_n, title_n)) AS keys, false AS derivative \
+         FROM isrc_work_readings".into()).await?;
+    sql(format!(
+        "CREATE TABLE bench_isrc_catalogue AS SELECT c.isrc, nullif(c.title_n, '') AS title_n, nullif(c.artist_n, '') AS artist_n, \
+           c.artists_n, c.duration_s, c.version_key, \
+           CASE WHEN t.n <= {max_title} THEN nullif(c.title_n, '') END AS title_b, \
+           CASE WHEN w.n <= {max_token} THEN nullif(c.rare_token, '') END AS rare_b, \
+           k.keys \
+         FROM isrc_work_catalogue c \
+         LEFT JOIN (SELECT title_n, count(*) AS n FROM isrc_work_catalogue GROUP BY 1) t ON c.title_n = t.title_n \
+         LEFT JOIN (SELECT rare_token, count(*) AS n FROM isrc_work_catalogue GROUP BY 1) w ON c.rare_token = w.rare_token \
+         LEFT JOIN (SELECT isrc, array_agg(k) AS keys FROM isrc_work_catalogue_keys WHERE n <= {max_block} GROUP BY 1) k ON c.isrc = k.isrc"
+    )).await?;
     let out = dir.join("splink_matches.parquet");
     let glob = |t: &str| lake.join(t).join("*.parquet").to_string_lossy().into_owned();
     let mut command = Command::new(&args.python);

@@ -379,3 +379,48 @@ async fn generate_series_and_range_run_on_the_cluster_and_embedded() {
     let embedded = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake.path()).await.unwrap();
     series_queries(&embedded).await;
 }
+
+/// Commits write a checkpoint when `delta.checkpointInterval` says so (delta-rs's CommitBuilder
+/// does not by default, and every open then replayed every JSON commit); the table reads the same
+/// through it, here and in delta-rs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commits_write_checkpoints_at_the_tables_interval() {
+    let lake_dir = tempfile::tempdir().unwrap();
+    let lake = lake_dir.path();
+    let session = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake).await.unwrap();
+    query(&session, "CREATE TABLE c AS SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, s)").await;
+    let venv = std::process::Command::new("bash").arg(repo().join("scripts/delta_venv.sh")).output().unwrap();
+    assert!(venv.status.success(), "delta venv: {}", String::from_utf8_lossy(&venv.stderr));
+    let python = String::from_utf8(venv.stdout).unwrap().trim().to_string();
+    let run = |script: &str| {
+        let out = std::process::Command::new(&python).args(["-c", script, lake.join("c").to_str().unwrap()]).output().unwrap();
+        assert!(out.status.success(), "delta-rs: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    // Version 1 sets the interval to 3: versions 2 and 5 are due ((version + 1) % 3 == 0).
+    run("import os, sys, deltalake\n\
+         deltalake.DeltaTable(sys.argv[1]).alter.set_table_properties({'delta.checkpointInterval': '3'})\n\
+         os._exit(0)\n");
+    let session = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake).await.unwrap();
+    for id in 3..=5 {
+        query(&session, &format!("INSERT INTO c VALUES ({id}, 'x')")).await;
+    }
+    query(&session, "DELETE FROM c WHERE id = 1").await;
+    let checkpoints: BTreeSet<String> = std::fs::read_dir(lake.join("c/_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".checkpoint.parquet"))
+        .collect();
+    assert_eq!(
+        checkpoints,
+        BTreeSet::from(["00000000000000000002.checkpoint.parquet".to_string(), "00000000000000000005.checkpoint.parquet".to_string()])
+    );
+    assert_eq!(version(lake, "c").await, 5);
+    let sums = query(&session, "SELECT count(*) AS n, sum(id) AS s FROM c").await;
+    assert_eq!((i64s(&sums, "n")[0], i64s(&sums, "s")[0]), (4, 14));
+    let theirs = run("import os, sys, deltalake, pyarrow.compute as pc\n\
+                      t = deltalake.DeltaTable(sys.argv[1]).to_pyarrow_table()\n\
+                      print(t.num_rows, pc.sum(t['id']).as_py(), flush=True)\n\
+                      os._exit(0)\n");
+    assert_eq!(theirs, "4 14");
+}

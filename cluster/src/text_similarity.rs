@@ -100,11 +100,18 @@ impl Squashed {
 /// Folds text for comparison without dropping anything that carries meaning: Unicode NFKC (full
 /// width to ASCII), lowercase, accents stripped from Latin letters only ("Beyoncé" → "beyonce";
 /// Hangul, kana and Cyrillic are left whole, where NFKD would split "방" into jamo and drop the
-/// voicing mark of "ド"), apostrophes removed ("Don't" → "dont"), every other non-alphanumeric a
-/// single space, trimmed.
+/// voicing mark of "ド"), "ß" as "ss" (Unicode's full case folding: "STRASSE" is how "Straße"
+/// is written in capitals, and 2% of the items isrc_match found no candidate for at scale 10 were
+/// such titles), apostrophes removed ("Don't" → "dont"), every other non-alphanumeric a single
+/// space, trimmed.
 pub fn fold_text(input: &str) -> String {
     let mut out = Squashed::with_capacity(input.len());
     for c in input.nfkc() {
+        if c == 'ß' || c == 'ẞ' {
+            out.push('s');
+            out.push('s');
+            continue;
+        }
         // Latin-1 Supplement to Latin Extended-B, and Latin Extended Additional (Vietnamese).
         if matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}') {
             std::iter::once(c).nfd().filter(|d| !is_combining_mark(*d)).for_each(|d| out.push(d));
@@ -207,6 +214,7 @@ mod tests {
         assert_eq!(fold_text("방탄소년단 『アイドル』 Ёлка"), "방탄소년단 アイドル ёлка");
         assert_eq!(fold_text("Sơn Tùng M-TP"), "son tung m tp");
         assert_eq!(fold_text("...!"), "");
+        assert_eq!(fold_text("STRASSE"), fold_text("Straße"));
     }
 
     #[test]

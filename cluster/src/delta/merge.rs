@@ -116,7 +116,12 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
     // Target rows outside the source's key range match nothing: bounding the keys lets the scan
     // skip whole files by their statistics, as delta-rs's "early filter" does. Not with NOT MATCHED
     // BY SOURCE, which acts on exactly the unmatched rows.
-    let bounds = if by_source { String::new() } else { key_bounds(ctx, spec).await? };
+    let clock = std::time::Instant::now();
+    let bounds = if by_source {
+        String::new()
+    } else {
+        super::key_bounds::merge_bounds(ctx, &spec.keys, &spec.source, s, &spec.source_columns).await?
+    };
     let sql = format!(
         "SELECT {t}.{f}, {case} AS c, {s}.{sm} IS NOT NULL AND {t}.{tm} IS NOT NULL AS m, count(*) AS n \
          FROM (SELECT *, true AS {tm} FROM {} {bounds}) AS {t} {join} JOIN {source} ON {on} GROUP BY 1, 2, 3",
@@ -128,6 +133,7 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
     );
     let counts = pass_one_counts(&ctx.sql(&sql).await?.collect().await?)?;
     drop(scan);
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, "MERGE pass 1 (bounds and counts)");
 
     let files: HashMap<String, LogicalFileView> =
         table.files().await?.into_iter().map(|f| (f.path().into_owned(), f)).collect();
@@ -207,12 +213,14 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
         not_matched_by_source_predicates: predicates(spec, MergeWhen::NotMatchedBySource),
     };
     let removes = touched.values().map(|(f, _)| f.remove_action(true)).collect();
+    let clock = std::time::Instant::now();
     let version = commit_through(
         table,
         df,
         Rewrite { removes, operation, expected_rows, data_change: true, metrics },
     )
     .await?;
+    tracing::debug!(ms = clock.elapsed().as_millis() as u64, files = touched.len(), "MERGE pass 2 and commit");
     Ok(DmlOutcome {
         affected: updated + deleted + inserted,
         updated,
@@ -221,25 +229,6 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
         files_removed: touched.len() as u64,
         version: Some(version),
     })
-}
-
-/// `WHERE key BETWEEN <min> AND <max> ...` over the target's key columns, from the source's
-/// key range; empty when there are no equality keys or a bound has no literal form here.
-async fn key_bounds(ctx: &SessionContext, spec: &MergeSpec) -> Result<String> {
-    if spec.keys.is_empty() {
-        return Ok(String::new());
-    }
-    let s = &spec.source_alias;
-    let aggregates: Vec<String> = spec.keys.iter().flat_map(|(_, e)| [format!("min({e})"), format!("max({e})")]).collect();
-    let sql = format!("SELECT {} FROM {} AS {s}{}", aggregates.join(", "), spec.source, spec.source_columns);
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(String::new()) };
-    let mut conditions = Vec::new();
-    for (i, (column, _)) in spec.keys.iter().enumerate() {
-        let (Some(lo), Some(hi)) = (super::sql_text::sql_literal(batch.column(2 * i))?, super::sql_text::sql_literal(batch.column(2 * i + 1))?) else { continue };
-        conditions.push(format!("{} BETWEEN {lo} AND {hi}", ident(column)));
-    }
-    Ok(if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) })
 }
 
 /// Rows per file for `files`, counted (for files whose log entry has no row count).

@@ -23,6 +23,8 @@ use url::Url;
 pub mod commit;
 /// `DESCRIBE HISTORY` and `RESTORE TABLE ... TO VERSION AS OF`.
 pub mod history;
+/// Key ranges from a DML statement's source, for pruning the target's files by statistics.
+pub mod key_bounds;
 /// `MERGE INTO`: a join that finds the files to rewrite, then one that rewrites them.
 pub mod merge;
 /// `OPTIMIZE`: bin-packing small files into target-size ones, data unchanged.

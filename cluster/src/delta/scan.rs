@@ -187,6 +187,18 @@ impl DeltaTableProvider {
         Ok(self.restrict(&snapshot, keep))
     }
 
+    /// The log's smallest min and largest max of `column` over the files this provider scans;
+    /// `None` unless every file has both. Exact for integers and dates, widened by 1 ms for
+    /// timestamps (see `SafeBounds`), possibly truncated for strings.
+    pub async fn column_bounds(&self, column: &str) -> Result<Option<(ScalarValue, ScalarValue)>> {
+        let (Some(snapshot), Ok(field)) = (self.snapshot().await?, self.schema.field_with_name(column)) else {
+            return Ok(None);
+        };
+        let keep = self.restricted_mask(&snapshot, vec![true; snapshot.log_data().num_files()]);
+        let statistics = column_statistics(&snapshot, &keep, field);
+        Ok(statistics.min_value.get_value().cloned().zip(statistics.max_value.get_value().cloned()))
+    }
+
     /// The snapshot's files where `keep` is true and, if restricted, in the restriction.
     fn restrict(&self, snapshot: &EagerSnapshot, keep: Vec<bool>) -> Vec<LogicalFileView> {
         let mask = self.restricted_mask(snapshot, keep);

@@ -116,7 +116,7 @@ async fn matching_files(
             let scan = ScratchTable::register(ctx, Arc::new(table.clone().with_file_column(FILE_COLUMN)))?;
             // Key ranges of `col IN (SELECT ...)` conjuncts let the scan skip files by statistics.
             let filter = match predicate {
-                Some(p) => match key_range_filter(ctx, p).await? {
+                Some(p) => match super::key_bounds::in_subquery_bounds(ctx, p).await? {
                     Some(range) => format!("WHERE {range} AND ({p})"),
                     None => format!("WHERE {p}"),
                 },
@@ -140,44 +140,6 @@ async fn matching_files(
             Ok((path, (file, n)))
         })
         .collect()
-}
-
-/// `col BETWEEN <min> AND <max>` for each `col IN (SELECT ...)` conjunct of `predicate`, from the
-/// subquery's values: a key DELETE (`WHERE id IN (SELECT id FROM erasures)`) then reads only the
-/// files whose statistics overlap the keys, not every file's key column. Rows outside the range
-/// cannot match, so adding it changes nothing else. `None` when there is no such conjunct.
-async fn key_range_filter(ctx: &SessionContext, predicate: &str) -> Result<Option<String>> {
-    use datafusion::sql::sqlparser::ast::Expr;
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    fn conjuncts(e: &Expr, out: &mut Vec<(String, String)>) {
-        match e {
-            Expr::Nested(inner) => conjuncts(inner, out),
-            Expr::BinaryOp { left, op: datafusion::sql::sqlparser::ast::BinaryOperator::And, right } => {
-                conjuncts(left, out);
-                conjuncts(right, out);
-            }
-            Expr::InSubquery { expr, subquery, negated: false } if matches!(**expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {
-                out.push((expr.to_string(), subquery.to_string()));
-            }
-            _ => {}
-        }
-    }
-    let Ok(expr) = Parser::new(&GenericDialect {}).try_with_sql(predicate).and_then(|mut p| p.parse_expr()) else {
-        return Ok(None);
-    };
-    let mut keys = Vec::new();
-    conjuncts(&expr, &mut keys);
-    let mut ranges = Vec::new();
-    for (column, subquery) in keys {
-        let batches = ctx.sql(&format!("SELECT min(v), max(v) FROM ({subquery}) AS __bb_q(v)")).await?.collect().await?;
-        let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) else { continue };
-        use super::sql_text::sql_literal;
-        if let (Some(lo), Some(hi)) = (sql_literal(batch.column(0))?, sql_literal(batch.column(1))?) {
-            ranges.push(format!("{column} BETWEEN {lo} AND {hi}"));
-        }
-    }
-    Ok((!ranges.is_empty()).then(|| ranges.join(" AND ")))
 }
 
 /// Reads `(file, count)` rows (Utf8, Int64) of a first pass.

@@ -92,8 +92,12 @@ pub fn title_level(r: &str, c: &str) -> i32 {
     }
 }
 
-/// The artist level: 3 equal, 2 Jaro-Winkler >= 0.90, 1 one main artist within the other side's
-/// full credit, 0 else, -1 when either main artist is missing.
+/// The artist level: 3 equal, 2 Jaro-Winkler >= 0.90, 1 one main artist credited on the other
+/// side (its words inside the other side's full credit, "jay z" in "beyonce jay z"), 0 else, -1
+/// when either main artist is missing. Credits are folded text without separators, so a main
+/// artist that begins the other's ("emma" and "emma river") is a different artist, not a credit:
+/// as a plain substring test it was level 1, and a namesake's song of the same title took
+/// probability from the right recording ("Angel" by Emma at 0.84, beside "Angel" by Emma River).
 pub fn artist_level(r: &str, c: &str, r_all: &str, c_all: &str) -> i32 {
     if r.is_empty() || c.is_empty() {
         return -1;
@@ -103,11 +107,24 @@ pub fn artist_level(r: &str, c: &str, r_all: &str, c_all: &str) -> i32 {
     }
     if strsim::jaro_winkler(r, c) >= 0.90 {
         2
-    } else if r_all.contains(c) || c_all.contains(r) {
+    } else if !starts_with_words(r, c) && !starts_with_words(c, r) && (contains_words(r_all, c) || contains_words(c_all, r)) {
         1
     } else {
         0
     }
+}
+
+/// `text` holds `words` as whole words (space-separated, as folded text is).
+fn contains_words(text: &str, words: &str) -> bool {
+    text.match_indices(words).any(|(at, _)| {
+        let end = at + words.len();
+        (at == 0 || text.as_bytes()[at - 1] == b' ') && (end == text.len() || text.as_bytes()[end] == b' ')
+    })
+}
+
+/// `text` begins with `words` followed by more words.
+fn starts_with_words(text: &str, words: &str) -> bool {
+    text.len() > words.len() && text.starts_with(words) && text.as_bytes()[words.len()] == b' '
 }
 
 /// Registers `title_level` and `artist_level` with the cluster's UDF list of this process.
@@ -230,6 +247,8 @@ mod tests {
         assert_eq!(artist_level("queen", "queen", "queen", "queen"), 3);
         assert_eq!(artist_level("beyonce", "beyonc", "beyonce", "beyonc"), 2);
         assert_eq!(artist_level("jay z", "beyonce", "jay z", "beyonce jay z"), 1);
+        assert_eq!(artist_level("emma", "emma river", "emma", "emma river"), 0); // a namesake, not a credit
+        assert_eq!(artist_level("ann", "joanna", "ann", "joanna"), 0); // inside a word is no credit
         assert_eq!(artist_level("abba", "queen", "abba", "queen"), 0);
     }
 }

@@ -110,6 +110,12 @@ pub async fn readings(session: &BackbeatSession, out: &str, todo: &str) -> Resul
     Ok(())
 }
 
+/// SQL for the folded main artist of a catalogue credit `column` ("Lena Sommer, Max" or "A feat.
+/// B"): its first name.
+pub fn main_artist_sql(column: &str) -> String {
+    format!("fold_text(regexp_replace({column}, '(?i)\\s*(;|,|/| feat\\.? | ft\\.? | featuring | & | x | with ).*$', ''))")
+}
+
 /// Writes `<out>_catalogue` (cleaned, folded catalogue fields with each title's rarest token),
 /// `<out>_token_df` (catalogue frequency of every title token) and `<out>_catalogue_keys` (the
 /// typo keys of blocking rule 1 with their recordings per key).
@@ -118,12 +124,13 @@ pub async fn catalogue(session: &BackbeatSession, s: &Sources) -> Result<()> {
     run_sql(session, &format!(
         "CREATE OR REPLACE TABLE {out}_catalogue_fields AS \
          SELECT isrc, title, artists, duration_s, fold_text(c['title']) AS title_n, \
-                fold_text(regexp_replace(artists, '(?i)\\s*(;|,|/| feat\\.? | ft\\.? | featuring | & | x | with ).*$', '')) AS artist_n, \
+                {main} AS artist_n, \
                 fold_text(artists) AS artists_n, {vkey} AS version_key \
          FROM (SELECT isrc, title, artists, CAST(duration_ms / 1000 AS BIGINT) AS duration_s, clean_track_title(title) AS c \
                FROM {cat} WHERE isrc IS NOT NULL AND title IS NOT NULL)",
         cat = s.catalogue,
         vkey = version_key("c['tags']"),
+        main = main_artist_sql("artists"),
     ))
     .await?;
     run_sql(session, &format!(

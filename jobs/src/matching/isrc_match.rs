@@ -15,7 +15,7 @@ use backbeat_cluster::session::BackbeatSession;
 
 use super::blocking::{BlockingReport, Caps, block, capped_catalogue};
 use super::features::{Sources, catalogue, parse_items, readings};
-use super::fellegi_sunter::{FIELDS, Model, Training, estimate_m, estimate_u, levels_sql, pair_columns_sql, patterns};
+use super::fellegi_sunter::{FIELDS, Model, Pattern, Training, estimate_m, estimate_u, levels_sql, pair_columns_sql, pattern_sets};
 use crate::job_runner::{ReportSection, RustJobOutput};
 use crate::recs::{drop_table, first_row_i64, pinned, require_columns, run_sql};
 
@@ -197,31 +197,34 @@ async fn save_model(session: &BackbeatSession, out: &str, version: u64, model: &
 /// u from random pairs of the items and the catalogue, m by EM over training pairs, λ over the blocked pairs.
 async fn fit(session: &BackbeatSession, c: &MatchConfig, w: &str, readings: i64) -> Result<Model> {
     let seed = c.seed.replace('\'', "");
-    let random = patterns(session, &format!(
-        "SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM (SELECT {levels} FROM (SELECT {columns} FROM \
+    let count = "title_level, artist_level, duration_level, version_level, count(*) AS n";
+    let random = format!(
+        "SELECT 0 AS pset, {count} FROM (SELECT {levels} FROM (SELECT {columns} FROM \
            (SELECT * FROM {w}_readings WHERE reading = 0 ORDER BY md5(concat(item_id, '{seed}')) LIMIT {ni}) r CROSS JOIN \
-           (SELECT * FROM {w}_catalogue ORDER BY md5(concat(isrc, '{seed}')) LIMIT {nc}) c)) GROUP BY 1, 2, 3, 4",
+           (SELECT * FROM {w}_catalogue ORDER BY md5(concat(isrc, '{seed}')) LIMIT {nc}) c)) GROUP BY 1, 2, 3, 4, 5",
         levels = levels_sql(),
         columns = pair_columns_sql(),
         ni = c.u_items,
         nc = c.u_recordings
-    ))
-    .await?;
-    let blocked = patterns(session, &format!("SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM {w}_levels GROUP BY 1, 2, 3, 4")).await?;
-    anyhow::ensure!(!blocked.is_empty(), "blocking found no candidate pairs: nothing to learn the match weights from");
+    );
+    let blocked = format!("SELECT 1 AS pset, {count} FROM {w}_levels GROUP BY 1, 2, 3, 4, 5");
     // Training pairs (see `Training`): a sample of readings against every recording of the same
     // main artist, and apart of the same title, each key capped at `max_block` recordings.
     let sample = format!("(SELECT * FROM {w}_readings ORDER BY md5(concat(item_id, CAST(reading AS VARCHAR), '{seed}')) LIMIT {})", c.train_items);
-    let on = |key: &str| {
+    let on = |set: usize, key: &str| {
         format!(
-            "SELECT title_level, artist_level, duration_level, version_level, count(*) AS n FROM (SELECT {levels} FROM (SELECT {columns} FROM {sample} r \
-               JOIN {catalogue} c ON r.{key} = c.{key})) GROUP BY 1, 2, 3, 4",
+            "SELECT {set} AS pset, {count} FROM (SELECT {levels} FROM (SELECT {columns} FROM {sample} r \
+               JOIN {catalogue} c ON r.{key} = c.{key})) GROUP BY 1, 2, 3, 4, 5",
             levels = levels_sql(),
             columns = pair_columns_sql(),
             catalogue = capped_catalogue(w, key, c.caps.max_block)
         )
     };
-    let training = Training { by_title: patterns(session, &on("title_n")).await?, by_artist: patterns(session, &on("artist_n")).await?, readings: c.train_items.min(readings) as f64 };
+    let sql = format!("{random} UNION ALL {blocked} UNION ALL {} UNION ALL {}", on(2, "title_n"), on(3, "artist_n"));
+    let [random, blocked, by_title, by_artist]: [Vec<Pattern>; 4] =
+        pattern_sets(session, &sql, 4).await?.try_into().map_err(|_| anyhow::anyhow!("four pattern sets"))?;
+    anyhow::ensure!(!blocked.is_empty(), "blocking found no candidate pairs: nothing to learn the match weights from");
+    let training = Training { by_title, by_artist, readings: c.train_items.min(readings) as f64 };
     let u = estimate_u(&random);
     let model = estimate_m(&training, &blocked, &u, readings as f64, 200, 1e-7);
     tracing::info!(lambda = model.lambda, iterations = model.iterations, "match weights estimated");

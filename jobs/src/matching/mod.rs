@@ -62,6 +62,7 @@ pub fn catalogue_jobs() -> Vec<Job> {
     let eval = vec![
         p("truth", T::Table, "isrc_ground_truth", "labels: media_item_id, isrc (empty: must not match), kind (ingested with jobs/ingest/isrc_ground_truth.yaml)"),
         p("matches", T::Text, "isrc", "prefix of isrc_match's outputs"),
+        p("catalogue", T::Table, "isrc_catalogue", "recordings (isrc, title, artists, duration_ms): where two of them cannot be told apart, recall_ceiling says so"),
         p("out", T::Table, "isrc_eval", "output: <out>(metric, value), <out>_curve(threshold, precision, recall, f1), <out>_by_kind"),
     ];
     let job = Job::rust;
