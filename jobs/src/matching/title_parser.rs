@@ -122,10 +122,11 @@ pub fn parse_video_title(title: &str, channel: Option<&str>) -> ParsedTitle {
     let (title_clean, featured) = clean_part(&title_part, false, &mut parsed.tags);
     // The channel of an artist ("- Topic", VEVO, "Official") names the main artist: first when
     // the title names none or none that is it ("HEART | Liamf t. The Trains" on LiamVEVO, a typo
-    // that glued the credit to the name), the title's names kept after it as credits.
-    let squashed = |n: &str| fold_text(n).replace(' ', "");
+    // that glued the credit to the name), the title's names kept after it as credits. A channel
+    // written without spaces or "The" ("ChainsmokersVEVO") or as initials ("BMTHOfficial") is
+    // the title's artist.
     if let Some(a) = channel_artist
-        && !artists.iter().any(|n| squashed(n) == squashed(&a))
+        && !artists.iter().any(|n| same_artist(n, &a))
     {
         if artists.is_empty() {
             parsed.swappable = false;
@@ -410,6 +411,22 @@ fn channel_artist(channel: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether a channel's artist `channel` names `artist`: equal once folded without spaces and a
+/// leading "the", or its initials.
+fn same_artist(artist: &str, channel: &str) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        let folded = fold_text(s);
+        let mut w: Vec<String> = folded.split(' ').filter(|w| !w.is_empty()).map(str::to_string).collect();
+        if w.len() > 1 && w[0] == "the" {
+            w.remove(0);
+        }
+        w
+    };
+    let (a, c) = (words(artist), words(channel));
+    let c = c.concat();
+    a.concat() == c || (a.len() > 1 && a.iter().filter_map(|w| w.chars().next()).collect::<String>() == c)
 }
 
 /// A letter of the Latin script, accented ones included ("Íñigo", "Björn" are one word).
