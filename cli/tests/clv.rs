@@ -59,7 +59,7 @@ async fn cdnow_fit_checks(session: &BackbeatSession) -> [f64; 4] {
     }
     // The MLE of these transactions (lifetimes' optimum Newton-refined to |grad| < 1e-15), to
     // 1e-6 as Gamma-Gamma below and for the same reason: on 2026-12-05 a CI run on a fresh clone
-    // ended at a = 0.79292190 (1.5e-7 from the MLE, LL equal to 1e-12) when the partitions'
+    // ended at a = 0.79292190 (1.5e-7 from the MLE) when the partitions'
     // rounding noise stopped the line search early; other runs match to 1e-9.
     for (g, mle) in got.iter().zip([0.24259452243015689, 4.4136020190134984, 0.79292201722557643, 2.4259067768262566]) {
         assert!(rel(*g, mle) < 1e-6, "{got:?} against the MLE");
