@@ -167,12 +167,109 @@ async fn merge_update_delete_match_plain_sql_embedded() {
     dml_matches_plain_sql(&session, lake.path()).await;
 }
 
+/// Dense changes (many source keys per file their range reaches) skip the first pass: every file
+/// the keys' range reaches is rewritten, and the writers count what each row became.
+async fn dense_changes_run_in_one_pass(session: &BackbeatSession, lake: &Path) {
+    // `d`: ids 0..3999 as 4 appends of 1,000 consecutive ids, so 4 files with disjoint ranges.
+    query(session, "SET datafusion.execution.target_partitions = 1").await;
+    for k in 0..4 {
+        let select = format!(
+            "SELECT id, concat('v', CAST(id AS VARCHAR)) AS name, id * 0.5 AS score FROM (SELECT unnest(range({}, {})) AS id)",
+            k * 1000,
+            (k + 1) * 1000
+        );
+        query(session, &if k == 0 { format!("CREATE TABLE d AS {select}") } else { format!("INSERT INTO d {select}") }).await;
+    }
+    // Back to several tasks, so that the writers' counts come from both executors.
+    query(session, "SET datafusion.execution.target_partitions = 4").await;
+    query(session, "CREATE TABLE dr AS SELECT * FROM d").await;
+    assert_eq!(files(lake, "d").await.len(), 4);
+
+    // 1,100 source rows over the 2 files of ids 2000..3999 (the range reaches 2000..4099): ids
+    // 2000..2999 change (every tenth is deleted), 4000..4099 are new.
+    query(
+        session,
+        "CREATE TABLE ch AS SELECT id, CASE WHEN id % 10 = 0 THEN 'd' ELSE 'u' END AS op, 'changed' AS name, -1.0 AS score \
+         FROM (SELECT unnest(range(2000, 3000)) AS id) UNION ALL \
+         SELECT id, 'u' AS op, 'new' AS name, 2.0 AS score FROM (SELECT unnest(range(4000, 4100)) AS id)",
+    )
+    .await;
+    let before = files(lake, "d").await;
+    let merge = "MERGE INTO d USING ch ON d.id = ch.id WHEN MATCHED AND ch.op = 'd' THEN DELETE \
+                 WHEN MATCHED THEN UPDATE SET name = ch.name, score = ch.score WHEN NOT MATCHED THEN INSERT (id, name, score) VALUES (ch.id, ch.name, ch.score)";
+    assert_eq!(dml(session, merge).await, (1100, 900, 100, 100));
+    let after = files(lake, "d").await;
+    // One pass rewrites both files the range reaches, the untouched ids 3000..3999 included; the
+    // files of ids 0..1999 stay.
+    assert_eq!(before.difference(&after).count(), 2, "one pass replaces exactly the 2 candidate files");
+    assert_eq!(before.intersection(&after).count(), 2);
+    query(
+        session,
+        "CREATE OR REPLACE TABLE dr AS SELECT dr.* FROM dr WHERE dr.id NOT IN (SELECT id FROM ch) \
+         UNION ALL SELECT dr.id, ch.name, ch.score FROM dr JOIN ch ON dr.id = ch.id WHERE ch.op <> 'd' \
+         UNION ALL SELECT ch.id, ch.name, ch.score FROM ch WHERE ch.id NOT IN (SELECT id FROM dr)",
+    )
+    .await;
+    assert_eq!(rows(session, "d").await, rows(session, "dr").await);
+
+    // A key DELETE of 500 ids, all in the file of ids 0..999.
+    query(session, "CREATE TABLE dk AS SELECT id FROM (SELECT unnest(range(0, 1000, 2)) AS id)").await;
+    assert_eq!(dml(session, "DELETE FROM d WHERE id IN (SELECT id FROM dk)").await, (500, 0, 500, 0));
+    query(session, "CREATE OR REPLACE TABLE dr AS SELECT * FROM dr WHERE id NOT IN (SELECT id FROM dk)").await;
+    assert_eq!(rows(session, "d").await, rows(session, "dr").await);
+
+    // The same DELETE again reaches the rewritten file and changes nothing: no commit, and the
+    // copy it wrote is deleted.
+    let (v, on_disk) = (version(lake, "d").await, parquet_files(&lake.join("d")));
+    assert_eq!(dml(session, "DELETE FROM d WHERE id IN (SELECT id FROM dk)").await, (0, 0, 0, 0));
+    assert_eq!(version(lake, "d").await, v);
+    assert_eq!(parquet_files(&lake.join("d")), on_disk, "a DELETE that changed nothing left files behind");
+
+    // A source row twice: the writers count 1,001 target rows where the file holds 1,000, and
+    // nothing is committed.
+    query(session, "CREATE TABLE twice AS SELECT id, 'x' AS name FROM (SELECT unnest(range(1000, 1040)) AS id) UNION ALL SELECT 1007, 'y'").await;
+    let err = session
+        .sql("MERGE INTO d USING twice ON d.id = twice.id WHEN MATCHED THEN UPDATE SET name = twice.name")
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("several source rows matched the same target row"), "{err:#}");
+    assert_eq!(version(lake, "d").await, v);
+    assert_eq!(rows(session, "d").await, rows(session, "dr").await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn optimize_vacuum_history_and_restore() {
+async fn dense_merges_and_deletes_run_in_one_pass_on_the_cluster() {
+    let cluster = TestCluster::start();
+    let lake = tempfile::tempdir().unwrap();
+    let session = cluster.session(lake.path()).await;
+    dense_changes_run_in_one_pass(&session, lake.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dense_merges_and_deletes_run_in_one_pass_embedded() {
+    let lake = tempfile::tempdir().unwrap();
+    let session = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake.path()).await.unwrap();
+    dense_changes_run_in_one_pass(&session, lake.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn optimize_vacuum_history_and_restore_on_the_cluster() {
     let cluster = TestCluster::start();
     let lake_dir = tempfile::tempdir().unwrap();
-    let lake = lake_dir.path();
-    let session = cluster.session(lake).await;
+    let session = cluster.session(lake_dir.path()).await;
+    maintenance(session, lake_dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn optimize_vacuum_history_and_restore_embedded() {
+    let lake_dir = tempfile::tempdir().unwrap();
+    let session = BackbeatSession::connect(ClusterTarget::Embedded { concurrency: 2 }, lake_dir.path()).await.unwrap();
+    maintenance(session, lake_dir.path()).await;
+}
+
+/// OPTIMIZE, DESCRIBE HISTORY, VACUUM and RESTORE on a table of 12 tiny files.
+async fn maintenance(session: BackbeatSession, lake: &Path) {
     query(&session, "CREATE TABLE o AS SELECT 0 AS id, 'a' AS tag").await;
     for i in 1..12 {
         query(&session, &format!("INSERT INTO o VALUES ({i}, 'a'), ({}, 'b')", i + 100)).await;

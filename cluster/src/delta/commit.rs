@@ -38,6 +38,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::schema::delta_schema_json;
+use super::tally::{Counts, Settled, Tally, add_counts};
 use super::{DeltaTableSpec, WriteMode, delta_err, load_table};
 
 /// A commit that replaces some of the table's files rather than all or none: what `UPDATE`,
@@ -55,6 +56,10 @@ pub struct Rewrite {
     pub data_change: bool,
     /// Operation metrics recorded in the commit, as Databricks records them (`numTargetRowsUpdated`...).
     pub metrics: HashMap<String, u64>,
+    /// A one-pass rewrite's row codes, counted by the writers: the commit checks them and adds
+    /// their metrics, and commits nothing when no row changed.
+    #[serde(default)]
+    pub tally: Option<Tally>,
 }
 
 /// The wire form of a [`DeltaCommitExec`].
@@ -67,7 +72,10 @@ pub struct DeltaCommitSpec {
 }
 
 /// Collects the `Add` actions of every write task and commits them as one Delta transaction.
-/// Produces DataFusion's DML result: one row, `count`, the number of rows written.
+/// Produces DataFusion's DML result: one row, `count`, the number of rows written. A rewrite with a
+/// [`Tally`] produces more rows of `count`, read by [`RewriteReport::from_rows`]: the rows written,
+/// the version committed plus one (0 when nothing changed and nothing was committed), then each
+/// of [`Tally::metric_names`] in order.
 #[derive(Debug)]
 pub struct DeltaCommitExec {
     input: Arc<dyn ExecutionPlan>,
@@ -152,26 +160,72 @@ impl ExecutionPlan for DeltaCommitExec {
         let spec = self.spec.clone();
         let batch = async move {
             let mut adds = Vec::new();
+            let mut counts: Option<Counts> = None;
             for mut stream in inputs {
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;
-                    let column = batch
-                        .column(0)
-                        .as_any()
-                        .downcast_ref::<StringArray>()
-                        .ok_or_else(|| DataFusionError::Internal("Add actions must be strings".into()))?;
-                    for json in column.iter().flatten() {
+                    let strings = |i: usize| {
+                        batch
+                            .column(i)
+                            .as_any()
+                            .downcast_ref::<StringArray>()
+                            .ok_or_else(|| DataFusionError::Internal("Add actions must be strings".into()))
+                    };
+                    for json in strings(0)?.iter().flatten() {
                         let add: Add = serde_json::from_str(json)
                             .map_err(|e| DataFusionError::Internal(format!("bad Add action: {e}")))?;
                         adds.push(add);
                     }
+                    if batch.num_columns() > 1 {
+                        for json in strings(1)?.iter().flatten() {
+                            add_counts(counts.get_or_insert_default(), json)?;
+                        }
+                    }
                 }
             }
-            let rows = commit(&spec, adds).await?.rows;
-            Ok(RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(vec![rows])) as ArrayRef])?)
+            let committed = commit(&spec, adds, counts).await?;
+            let mut rows = vec![committed.rows];
+            if let (Some(tally), Some(settled)) = (spec.table.rewrite.as_ref().and_then(|r| r.tally.as_ref()), &committed.settled) {
+                rows.push(committed.version.map_or(0, |v| v + 1));
+                rows.extend(tally.metric_names().iter().map(|m| settled.metrics.get(m).copied().unwrap_or(0)));
+            }
+            Ok(RecordBatch::try_new(count_schema(), vec![Arc::new(UInt64Array::from(rows)) as ArrayRef])?)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(count_schema(), futures::stream::once(batch))))
     }
+}
+
+/// What a one-pass rewrite did, as its commit reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RewriteReport {
+    /// Rows written.
+    pub rows: u64,
+    /// The version committed; `None` when no row changed and nothing was committed.
+    pub version: Option<u64>,
+    /// Rows per metric of [`Tally::metric_names`].
+    pub metrics: HashMap<String, u64>,
+}
+
+impl RewriteReport {
+    /// Reads the `count` rows a [`DeltaCommitExec`] of a rewrite with `tally` produces.
+    pub fn from_rows(tally: &Tally, rows: &[u64]) -> Result<Self> {
+        let names = tally.metric_names();
+        if rows.len() != 2 + names.len() {
+            return internal_err!("a rewrite's commit reported {} figures, expected {}", rows.len(), 2 + names.len());
+        }
+        Ok(Self {
+            rows: rows[0],
+            version: rows[1].checked_sub(1),
+            metrics: names.into_iter().zip(rows[2..].iter().copied()).collect(),
+        })
+    }
+}
+
+/// What a commit did, inside this module.
+struct Committed {
+    rows: u64,
+    version: Option<u64>,
+    settled: Option<Settled>,
 }
 
 /// What one commit did.
@@ -187,11 +241,14 @@ pub struct CommitOutcome {
 /// client) as one Delta transaction: `table` says which version was read and what the write does.
 pub async fn commit_files(table: DeltaTableSpec, schema: &SchemaRef, adds: Vec<Add>) -> Result<CommitOutcome> {
     let spec = DeltaCommitSpec { table, schema_json: delta_schema_json(schema)? };
-    commit(&spec, adds).await
+    let committed = commit(&spec, adds, None).await?;
+    let version = committed.version.ok_or_else(|| DataFusionError::Internal("a write without a tally always commits".into()))?;
+    Ok(CommitOutcome { rows: committed.rows, version })
 }
 
-/// Commits `adds` (and the spec's removes) to the table in one transaction.
-async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome> {
+/// Commits `adds` (and the spec's removes) to the table in one transaction; `counts` are a
+/// one-pass rewrite's row counts, summed over its writers.
+async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>, counts: Option<Counts>) -> Result<Committed> {
     let uri = &spec.table.uri;
     let rows: u64 = adds
         .iter()
@@ -200,6 +257,21 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
     let files = adds.len();
     let partition_by = (!spec.table.partition_columns.is_empty()).then(|| spec.table.partition_columns.clone());
     let rewrite = spec.table.rewrite.as_ref();
+    let settled = match rewrite.and_then(|r| r.tally.as_ref()) {
+        Some(tally) => match tally.settle(uri, &counts.unwrap_or_default()) {
+            Ok(settled) => Some(settled),
+            Err(e) => {
+                discard(uri, &adds).await;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    if let Some(settled) = settled.as_ref().filter(|s| s.affected == 0) {
+        // Nothing changed: the files just written are copies of the ones read.
+        discard(uri, &adds).await;
+        return Ok(Committed { rows, version: None, settled: Some(settled.clone()) });
+    }
     if let Some(expected) = rewrite.and_then(|r| r.expected_rows) {
         if rows != expected {
             return Err(DataFusionError::Execution(format!(
@@ -264,8 +336,13 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
             };
             let metrics: HashMap<String, serde_json::Value> = rewrite
                 .map(|r| {
-                    let metrics: serde_json::Map<String, serde_json::Value> =
-                        r.metrics.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.to_string()))).collect();
+                    let counted = settled.iter().flat_map(|s| s.metrics.iter());
+                    let metrics: serde_json::Map<String, serde_json::Value> = r
+                        .metrics
+                        .iter()
+                        .chain(counted)
+                        .map(|(k, v)| (k.clone(), serde_json::Value::from(v.to_string())))
+                        .collect();
                     HashMap::from([("operationMetrics".to_string(), serde_json::Value::Object(metrics))])
                 })
                 .unwrap_or_default();
@@ -273,7 +350,27 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>) -> Result<CommitOutcome>
         }
     };
     tracing::info!(table = %uri, version, files, rows, "committed Delta write");
-    Ok(CommitOutcome { rows, version })
+    Ok(Committed { rows, version: Some(version), settled })
+}
+
+/// Deletes files written for a commit that will not happen, leaving the table directory as it was
+/// (a file that cannot be deleted stays for VACUUM, unreferenced).
+async fn discard(uri: &str, adds: &[Add]) {
+    use object_store::ObjectStoreExt;
+    let store = match load_table(uri, None).await {
+        Ok(table) => table.log_store().object_store(None),
+        Err(e) => {
+            tracing::warn!(table = %uri, "could not open the table to delete {} unneeded files: {e}", adds.len());
+            return;
+        }
+    };
+    for add in adds {
+        // The log's paths are URL-encoded (partition directories); storage has them decoded.
+        let Ok(path) = object_store::path::Path::from_url_path(&add.path) else { continue };
+        if let Err(e) = store.delete(&path).await {
+            tracing::warn!(table = %uri, file = %add.path, "could not delete an unneeded file: {e}");
+        }
+    }
 }
 
 /// Commits a rewrite (UPDATE, DELETE, MERGE, OPTIMIZE, overwrite) under backbeat's own conflict

@@ -35,6 +35,8 @@ pub mod scan;
 pub mod schema;
 /// SQL text for the statements the verbs run, and their one-row results.
 pub mod sql_text;
+/// Row counts of one-pass rewrites, kept by the writers and checked by the commit.
+pub mod tally;
 /// `UPDATE` and `DELETE`: rewriting only the files that hold affected rows.
 pub mod update;
 /// `VACUUM`: deleting files no version within the retention period references.

@@ -90,6 +90,7 @@ pub async fn optimize(ctx: &SessionContext, table: &DeltaTableProvider, partitio
             ("numRemovedFiles".to_string(), packed.len() as u64),
             ("numPartitionsOptimized".to_string(), bins.len() as u64),
         ]),
+        tally: None,
     };
     let version = commit_through(table, df, rewrite).await?;
     tracing::info!(table = %table.spec().uri, files = packed.len(), partitions = bins.len(), version, "optimized");

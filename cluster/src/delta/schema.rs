@@ -12,13 +12,15 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 
-/// Projects `input` onto the table's columns and types, by position, as SQL INSERT does.
-pub fn cast_to_schema(input: Arc<dyn ExecutionPlan>, target: &SchemaRef) -> Result<Arc<dyn ExecutionPlan>> {
+/// Projects `input` onto the table's columns and types, by position, as SQL INSERT does; `extra`
+/// names a last column passed through after them (a one-pass rewrite's row codes).
+pub fn cast_to_schema(input: Arc<dyn ExecutionPlan>, target: &SchemaRef, extra: Option<&str>) -> Result<Arc<dyn ExecutionPlan>> {
     let source = input.schema();
-    if source.fields().len() != target.fields().len() {
+    let passed = usize::from(extra.is_some());
+    if source.fields().len() != target.fields().len() + passed {
         return plan_err!(
             "the query returns {} columns but the table has {} ({})",
-            source.fields().len(),
+            source.fields().len() - passed.min(source.fields().len()),
             target.fields().len(),
             target.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
         );
@@ -27,11 +29,12 @@ pub fn cast_to_schema(input: Arc<dyn ExecutionPlan>, target: &SchemaRef) -> Resu
         .fields()
         .iter()
         .zip(target.fields())
-        .all(|(s, t)| s.name() == t.name() && s.data_type() == t.data_type());
+        .all(|(s, t)| s.name() == t.name() && s.data_type() == t.data_type())
+        && extra.is_none_or(|e| source.fields().last().is_some_and(|f| f.name() == e));
     if same {
         return Ok(input);
     }
-    let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = source
+    let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = source
         .fields()
         .iter()
         .zip(target.fields())
@@ -46,9 +49,12 @@ pub fn cast_to_schema(input: Arc<dyn ExecutionPlan>, target: &SchemaRef) -> Resu
             (expr, t.name().clone())
         })
         .collect();
+    if let Some(extra) = extra {
+        let last = source.fields().len() - 1;
+        exprs.push((Arc::new(Column::new(source.field(last).name(), last)), extra.to_string()));
+    }
     Ok(Arc::new(ProjectionExec::try_new(exprs, input)?))
 }
-
 
 /// Maps an Arrow schema (what a query returns) onto types Delta can store, naming the column that
 /// cannot be stored. Delta has no unsigned, view, large or nanosecond types: those widen or convert.

@@ -6,6 +6,11 @@
 //! file through the scan's file column); the second rewrites just those files, and the commit
 //! removes them and adds the new ones. A DELETE that matches every row of a file removes the file
 //! without rewriting it. Nothing matching means nothing is committed.
+//!
+//! A DELETE by a dense key list (`id IN (SELECT id FROM dels)` with many keys per candidate file,
+//! see [`super::key_bounds::dense`]) skips the first pass: it rewrites every file the keys' range
+//! does not rule out, and counts the deleted rows as those the writers did not get
+//! ([`super::tally`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,12 +28,21 @@ use deltalake::kernel::LogicalFileView;
 use deltalake::protocol::DeltaOperation;
 
 use super::DeltaTableProvider;
-use super::commit::Rewrite;
+use super::commit::{Rewrite, RewriteReport};
+use super::key_bounds::KeyRange;
+use super::tally::{CodeRole, Tally};
 use super::sql_text::{DmlOutcome, FILE_COLUMN, ScratchTable, ident};
 
 /// `DELETE FROM <table> AS <alias> [WHERE predicate]`; `predicate` is SQL over the table's columns.
 pub async fn delete(ctx: &SessionContext, table: &DeltaTableProvider, alias: &str, predicate: Option<&str>) -> Result<DmlOutcome> {
-    let matched = matching_files(ctx, table, alias, predicate).await?;
+    let range = key_range(ctx, predicate).await?;
+    if let (Some(range), Some(predicate)) = (&range, predicate) {
+        let candidates = super::key_bounds::candidates(ctx, table, alias, &range.filter).await?;
+        if super::key_bounds::dense(range, &candidates) {
+            return delete_in_one_pass(ctx, table, alias, predicate, candidates, range.source_rows).await;
+        }
+    }
+    let matched = matching_files(ctx, table, alias, predicate, range).await?;
     let deleted: u64 = matched.values().map(|(_, n)| n).sum();
     if deleted == 0 {
         return Ok(DmlOutcome::default());
@@ -42,7 +56,7 @@ pub async fn delete(ctx: &SessionContext, table: &DeltaTableProvider, alias: &st
         None => "WHERE false".to_string(),
     };
     let columns = select_list(table, alias, |_| None);
-    let metrics = HashMap::from([("numDeletedRows".to_string(), deleted)]);
+    let metrics = HashMap::from([(DELETED.to_string(), deleted)]);
     let operation = DeltaOperation::Delete { predicate: None };
     let version = rewrite_files(ctx, table, alias, &matched, rewrite, &format!("SELECT {columns}"), &keep, kept, operation, metrics).await?;
     Ok(DmlOutcome { affected: deleted, deleted, files_removed: matched.len() as u64, version: Some(version), ..Default::default() })
@@ -66,7 +80,8 @@ pub async fn update(
             )));
         }
     }
-    let matched = matching_files(ctx, table, alias, predicate).await?;
+    let range = key_range(ctx, predicate).await?;
+    let matched = matching_files(ctx, table, alias, predicate, range).await?;
     let updated: u64 = matched.values().map(|(_, n)| n).sum();
     if updated == 0 {
         return Ok(DmlOutcome::default());
@@ -81,6 +96,60 @@ pub async fn update(
     let operation = DeltaOperation::Update { predicate: None };
     let version = rewrite_files(ctx, table, alias, &matched, rewrite, &format!("SELECT {columns}"), "", rows, operation, metrics).await?;
     Ok(DmlOutcome { affected: updated, updated, files_removed: matched.len() as u64, version: Some(version), ..Default::default() })
+}
+
+/// A DELETE by a dense key list (`id IN (SELECT id FROM dels)`, see [`super::key_bounds::dense`]):
+/// every candidate file rewritten without the deleted rows in one pass, the deleted rows counted
+/// as the rows the writers did not get.
+async fn delete_in_one_pass(
+    ctx: &SessionContext,
+    table: &DeltaTableProvider,
+    alias: &str,
+    predicate: &str,
+    candidates: Vec<LogicalFileView>,
+    source_rows: Option<u64>,
+) -> Result<DmlOutcome> {
+    let target_rows = candidates.iter().map(|f| f.num_records().unwrap_or(0) as u64).sum();
+    let tally = Tally {
+        column: None,
+        codes: vec![CodeRole { code: 0, written: true, target: true, metric: None }],
+        target_rows,
+        missing_metric: Some(DELETED.into()),
+    };
+    let source = ScratchTable::register(ctx, Arc::new(table.clone().restricted_to(candidates.iter().map(|f| f.path().into_owned()).collect())))?;
+    let columns = select_list(table, alias, |_| None);
+    // The rows kept. `NOT coalesce(k IN (keys), false)` is planned as two sort-merge mark joins
+    // (keys read twice, the target shuffled and sorted); the same rows as `NOT EXISTS` are an anti
+    // join, which the cluster runs with the keys broadcast to the tasks reading the target.
+    let keep = match super::key_bounds::sole_in_subquery(predicate) {
+        Some((column, keys)) => format!("NOT EXISTS (SELECT 1 FROM ({keys}) AS __bb_q(v) WHERE __bb_q.v = {column})"),
+        None => format!("NOT coalesce(({predicate}), false)"),
+    };
+    let df = ctx.sql(&format!("SELECT {columns} FROM {} AS {alias} WHERE {keep}", source.sql_name())).await?;
+    let df = super::key_bounds::broadcasting(df, source_rows);
+    let rewrite = Rewrite {
+        removes: candidates.iter().map(|f| f.remove_action(true)).collect(),
+        operation: DeltaOperation::Delete { predicate: None },
+        expected_rows: None,
+        data_change: true,
+        metrics: HashMap::new(),
+        tally: Some(tally),
+    };
+    let report = commit_tallied(table, df, rewrite).await?;
+    let deleted = report.metrics.get(DELETED).copied().unwrap_or(0);
+    let files_removed = if report.version.is_some() { candidates.len() as u64 } else { 0 };
+    Ok(DmlOutcome { affected: deleted, deleted, files_removed, version: report.version, ..Default::default() })
+}
+
+/// The operation metric of a DELETE's deleted rows.
+const DELETED: &str = "numDeletedRows";
+
+/// The key range of `predicate`'s `col IN (SELECT ...)` conjuncts, if it has any.
+async fn key_range(ctx: &SessionContext, predicate: Option<&str>) -> Result<Option<KeyRange>> {
+    match predicate {
+        Some(p) => super::key_bounds::in_subquery_bounds(ctx, p).await,
+        None => Ok(None),
+    }
 }
 
 /// The table's columns as a select list, each either as it is or as `replace` gives it.
@@ -106,6 +175,7 @@ async fn matching_files(
     table: &DeltaTableProvider,
     alias: &str,
     predicate: Option<&str>,
+    range: Option<KeyRange>,
 ) -> Result<HashMap<String, (LogicalFileView, u64)>> {
     let files: HashMap<String, LogicalFileView> = table.files().await?.into_iter().map(|f| (f.path().into_owned(), f)).collect();
     let counts: Vec<(String, u64)> = match predicate {
@@ -115,12 +185,10 @@ async fn matching_files(
         _ => {
             let scan = ScratchTable::register(ctx, Arc::new(table.clone().with_file_column(FILE_COLUMN)))?;
             // Key ranges of `col IN (SELECT ...)` conjuncts let the scan skip files by statistics.
-            let filter = match predicate {
-                Some(p) => match super::key_bounds::in_subquery_bounds(ctx, p).await? {
-                    Some(range) => format!("WHERE {range} AND ({p})"),
-                    None => format!("WHERE {p}"),
-                },
-                None => String::new(),
+            let filter = match (predicate, range) {
+                (Some(p), Some(range)) => format!("WHERE {} AND ({p})", range.filter),
+                (Some(p), None) => format!("WHERE {p}"),
+                (None, _) => String::new(),
             };
             let sql = format!(
                 "SELECT {alias}.{f}, count(*) FROM {} AS {alias} {filter} GROUP BY 1",
@@ -188,12 +256,33 @@ pub(crate) async fn rewrite_files(
     let source = ScratchTable::register(ctx, Arc::new(table.clone().restricted_to(rewrite)))?;
     let df = ctx.sql(&format!("{select} FROM {} AS {alias} {filter}", source.sql_name())).await?;
     let removes = removed.values().map(|(f, _)| f.remove_action(true)).collect();
-    let rewrite = Rewrite { removes, operation, expected_rows, data_change: true, metrics };
+    let rewrite = Rewrite { removes, operation, expected_rows, data_change: true, metrics, tally: None };
     commit_through(table, df, rewrite).await
 }
 
 /// Writes `df` into `table` as a rewrite and returns the committed version.
 pub(crate) async fn commit_through(table: &DeltaTableProvider, df: DataFrame, rewrite: Rewrite) -> Result<u64> {
+    run_write(table, df, rewrite).await?;
+    // The commit ran on an executor; the new version is the latest one this writer can know of.
+    let latest = super::load_table(&table.spec().uri, None).await?;
+    Ok(latest.version().unwrap_or_default() as u64)
+}
+
+/// Writes `df` into `table` as a one-pass rewrite with a tally, and returns what its commit did.
+pub(crate) async fn commit_tallied(table: &DeltaTableProvider, df: DataFrame, rewrite: Rewrite) -> Result<RewriteReport> {
+    let Some(tally) = rewrite.tally.clone() else {
+        return Err(DataFusionError::Internal("a tallied rewrite needs a tally".into()));
+    };
+    let batches = run_write(table, df, rewrite).await?;
+    let figures: Vec<u64> = batches
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<arrow::datatypes::UInt64Type>().values().iter().copied().collect::<Vec<_>>())
+        .collect();
+    RewriteReport::from_rows(&tally, &figures)
+}
+
+/// Runs the write plan of `df` into `table` and returns its commit's result rows.
+async fn run_write(table: &DeltaTableProvider, df: DataFrame, rewrite: Rewrite) -> Result<Vec<RecordBatch>> {
     let target: Arc<dyn TableProvider> = Arc::new(table.clone().with_rewrite(rewrite));
     // The write runs with the DataFrame's own session state (OPTIMIZE sets its parallelism there).
     let (state, plan) = df.into_parts();
@@ -204,8 +293,5 @@ pub(crate) async fn commit_through(table: &DeltaTableProvider, df: DataFrame, re
         InsertOp::Append,
     )?
     .build()?;
-    DataFrame::new(state, plan).collect().await?;
-    // The commit ran on an executor; the new version is the latest one this writer can know of.
-    let latest = super::load_table(&table.spec().uri, None).await?;
-    Ok(latest.version().unwrap_or_default() as u64)
+    DataFrame::new(state, plan).collect().await
 }

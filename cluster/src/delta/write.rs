@@ -10,6 +10,7 @@ use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::union::UnionExec;
 
 use super::commit::{DeltaCommitExec, DeltaCommitSpec};
 use super::schema::{cast_to_schema, delta_schema_json};
@@ -34,15 +35,33 @@ pub fn plan_write(
         (WriteMode::Append, InsertOp::Overwrite) if spec.rewrite.is_none() => WriteMode::Overwrite,
         (mode, _) => mode,
     };
-    let input = cast_to_schema(input, &table_schema)?;
-    let write = Arc::new(DeltaWriteExec::from_spec(
-        input,
-        DeltaWriteSpec {
-            uri: spec.uri.clone(),
-            partition_columns: spec.partition_columns.clone(),
-            keep_partitions: spec.rewrite.as_ref().is_some_and(|r| !r.data_change),
-        },
-    ));
+    // A one-pass rewrite's row codes ride along as a last column, which the writer strips.
+    let tally = spec.rewrite.as_ref().and_then(|r| r.tally.clone());
+    let code_column = tally.as_ref().and_then(|t| t.column.clone());
+    // A one-pass MERGE writes `<target rows> UNION ALL <inserted rows>`: each branch is written
+    // where it is computed, so that only Add actions, not rows, cross the stage boundary Ballista
+    // puts under a union (the union of rows cost a shuffle of every row rewritten).
+    let branches = match input.downcast_ref::<UnionExec>() {
+        Some(union) if tally.is_some() => union.inputs().clone(),
+        _ => vec![input],
+    };
+    let writers = branches
+        .into_iter()
+        .map(|branch| {
+            let branch = cast_to_schema(branch, &table_schema, code_column.as_deref())?;
+            Ok(Arc::new(DeltaWriteExec::from_spec(
+                branch,
+                DeltaWriteSpec {
+                    uri: spec.uri.clone(),
+                    partition_columns: spec.partition_columns.clone(),
+                    keep_partitions: spec.rewrite.as_ref().is_some_and(|r| !r.data_change),
+                    tally: tally.clone(),
+                },
+            )) as Arc<dyn ExecutionPlan>)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    tracing::debug!(table = %spec.uri, writers = writers.len(), "write plan");
+    let write = UnionExec::try_new(writers)?;
     let coalesced = Arc::new(CoalescePartitionsExec::new(write));
     let table = DeltaTableSpec { mode, ..spec.clone() };
     Ok(Arc::new(DeltaCommitExec::new(

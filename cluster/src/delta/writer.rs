@@ -28,6 +28,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::delta_err;
+use super::tally::{Counts, Tally};
 
 /// Files roll over at this size, so a large task writes several files rather than one huge one.
 pub const TARGET_FILE_SIZE: u64 = 128 * 1024 * 1024;
@@ -115,6 +116,9 @@ pub struct DeltaWriteSpec {
     /// the planner spread rows over more writers, which would write more, smaller files.
     #[serde(default)]
     pub keep_partitions: bool,
+    /// A one-pass rewrite's row codes: counted per task and stripped before writing.
+    #[serde(default)]
+    pub tally: Option<Tally>,
 }
 
 /// Streams one input partition into Parquet files under the table root and returns their Delta
@@ -153,8 +157,10 @@ impl DeltaWriteExec {
     }
 }
 
+/// One row per file written (`add`, an Add action as JSON), and with a tally one more row of the
+/// task's counts per code (`counts`, JSON).
 fn add_actions_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("add", DataType::Utf8, false)]))
+    Arc::new(Schema::new(vec![Field::new("add", DataType::Utf8, true), Field::new("counts", DataType::Utf8, true)]))
 }
 
 impl DisplayAs for DeltaWriteExec {
@@ -212,18 +218,40 @@ impl ExecutionPlan for DeltaWriteExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let spec = self.spec.clone();
-        let schema = self.input.schema();
         let out = add_actions_schema();
         let batch = async move {
-            let adds = write_stream(input, &spec.uri, schema, &spec.partition_columns).await?;
-            let json = adds
+            let schema = input.schema();
+            let (adds, counts) = match spec.tally.clone() {
+                None => (write_stream(input, &spec.uri, schema, &spec.partition_columns).await?, None),
+                Some(tally) => {
+                    let written = tally.written_schema(&schema)?;
+                    let counts = Arc::new(std::sync::Mutex::new(Counts::new()));
+                    let tallied = counts.clone();
+                    let counted = input.map(move |batch| {
+                        let mut counts = tallied.lock().map_err(|_| DataFusionError::Internal("row counts poisoned".into()))?;
+                        batch.and_then(|b| tally.split(b, &mut counts))
+                    });
+                    let stream = Box::pin(RecordBatchStreamAdapter::new(written.clone(), counted));
+                    let adds = write_stream(stream, &spec.uri, written, &spec.partition_columns).await?;
+                    let counts = counts.lock().map_err(|_| DataFusionError::Internal("row counts poisoned".into()))?.clone();
+                    (adds, Some(counts))
+                }
+            };
+            let mut json = adds
                 .iter()
-                .map(serde_json::to_string)
+                .map(|a| serde_json::to_string(a).map(Some))
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| DataFusionError::Internal(e.to_string()))?;
-            Ok(RecordBatch::try_new(add_actions_schema(), vec![Arc::new(StringArray::from(json)) as ArrayRef])?)
+            let mut counts_json = vec![None; json.len()];
+            if let Some(counts) = counts {
+                json.push(None);
+                counts_json.push(Some(serde_json::to_string(&counts).map_err(|e| DataFusionError::Internal(e.to_string()))?));
+            }
+            Ok(RecordBatch::try_new(
+                add_actions_schema(),
+                vec![Arc::new(StringArray::from(json)) as ArrayRef, Arc::new(StringArray::from(counts_json)) as ArrayRef],
+            )?)
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(out, futures::stream::once(batch))))
     }
 }
-
