@@ -202,7 +202,8 @@ async fn dense_changes_run_in_one_pass(session: &BackbeatSession, lake: &Path) {
     // One pass rewrites both files the range reaches, the untouched ids 3000..3999 included; the
     // files of ids 0..1999 stay.
     assert_eq!(before.difference(&after).count(), 2, "one pass replaces exactly the 2 candidate files");
-    assert_eq!(before.intersection(&after).count(), 2);
+    let untouched: BTreeSet<String> = before.intersection(&after).cloned().collect();
+    assert_eq!(untouched.len(), 2);
     query(
         session,
         "CREATE OR REPLACE TABLE dr AS SELECT dr.* FROM dr WHERE dr.id NOT IN (SELECT id FROM ch) \
@@ -212,9 +213,11 @@ async fn dense_changes_run_in_one_pass(session: &BackbeatSession, lake: &Path) {
     .await;
     assert_eq!(rows(session, "d").await, rows(session, "dr").await);
 
-    // A key DELETE of 500 ids, all in the file of ids 0..999.
-    query(session, "CREATE TABLE dk AS SELECT id FROM (SELECT unnest(range(0, 1000, 2)) AS id)").await;
-    assert_eq!(dml(session, "DELETE FROM d WHERE id IN (SELECT id FROM dk)").await, (500, 0, 500, 0));
+    // A key DELETE of 501 ids: 500 in the file of ids 0..999 and id 3500. Its range reaches the
+    // file of ids 1000..1999 too, which holds none of them and is rewritten all the same.
+    query(session, "CREATE TABLE dk AS SELECT id FROM (SELECT unnest(range(0, 1000, 2)) AS id) UNION ALL SELECT 3500").await;
+    assert_eq!(dml(session, "DELETE FROM d WHERE id IN (SELECT id FROM dk)").await, (501, 0, 501, 0));
+    assert!(files(lake, "d").await.is_disjoint(&untouched), "one pass rewrites every file the keys' range reaches");
     query(session, "CREATE OR REPLACE TABLE dr AS SELECT * FROM dr WHERE id NOT IN (SELECT id FROM dk)").await;
     assert_eq!(rows(session, "d").await, rows(session, "dr").await);
 
@@ -235,7 +238,16 @@ async fn dense_changes_run_in_one_pass(session: &BackbeatSession, lake: &Path) {
         .unwrap_err();
     assert!(format!("{err:#}").contains("several source rows matched the same target row"), "{err:#}");
     assert_eq!(version(lake, "d").await, v);
+    assert_eq!(parquet_files(&lake.join("d")), on_disk, "the failed MERGE left its files behind");
     assert_eq!(rows(session, "d").await, rows(session, "dr").await);
+
+    // A key column named like the keys' own column inside the statement (`v`) is still the
+    // target's: 100 of 200 rows go, not all of them.
+    query(session, "CREATE TABLE kv AS SELECT id AS v, id * 2 AS w FROM (SELECT unnest(range(0, 200)) AS id)").await;
+    query(session, "CREATE TABLE kdel AS SELECT id AS k FROM (SELECT unnest(range(0, 100)) AS id)").await;
+    assert_eq!(dml(session, "DELETE FROM kv WHERE v IN (SELECT k FROM kdel)").await.2, 100);
+    assert_eq!(i64s(&query(session, "SELECT count(*) AS n FROM kv WHERE v >= 100").await, "n"), vec![100]);
+    assert_eq!(i64s(&query(session, "SELECT count(*) AS n FROM kv").await, "n"), vec![100]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

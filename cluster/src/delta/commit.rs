@@ -258,7 +258,7 @@ async fn commit(spec: &DeltaCommitSpec, adds: Vec<Add>, counts: Option<Counts>) 
     let partition_by = (!spec.table.partition_columns.is_empty()).then(|| spec.table.partition_columns.clone());
     let rewrite = spec.table.rewrite.as_ref();
     let settled = match rewrite.and_then(|r| r.tally.as_ref()) {
-        Some(tally) => match tally.settle(uri, &counts.unwrap_or_default()) {
+        Some(tally) => match counts.ok_or_else(|| DataFusionError::Internal(format!("the writers of {uri} reported no row counts"))).and_then(|c| tally.settle(uri, &c)) {
             Ok(settled) => Some(settled),
             Err(e) => {
                 discard(uri, &adds).await;

@@ -17,7 +17,8 @@
 //! file holds a matched row anyway, and the first pass is skipped: the candidates are rewritten in
 //! one pass, the writers count the rows of each clause ([`super::tally`]), and the commit checks
 //! that the target rows joined number the rows the candidates hold, which catches a target row
-//! matched twice just as the first pass's count did.
+//! matched twice just as the first pass's count did. It reads the source twice, so a source with
+//! a `LIMIT` or a volatile function keeps the two passes.
 
 use std::collections::HashMap;
 
@@ -102,14 +103,9 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
     if spec.clauses.is_empty() {
         return Err(DataFusionError::Plan("MERGE needs at least one WHEN clause".into()));
     }
-    let source_columns: Vec<String> = ctx
-        .sql(&format!("SELECT * FROM {} AS __bb_src{}", spec.source, spec.source_columns))
-        .await?
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let source_df = ctx.sql(&format!("SELECT * FROM {} AS __bb_src{}", spec.source, spec.source_columns)).await?;
+    let source_columns: Vec<String> = source_df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let repeatable = deterministic(source_df.logical_plan());
     let outputs = clause_outputs(table, spec, &source_columns, false)?;
     let has_insert = spec.clauses.iter().any(|c| c.when == MergeWhen::NotMatched);
     let by_source = spec.clauses.iter().any(|c| c.when == MergeWhen::NotMatchedBySource);
@@ -127,7 +123,9 @@ pub async fn merge(ctx: &SessionContext, table: &DeltaTableProvider, spec: &Merg
     } else {
         super::key_bounds::merge_bounds(ctx, &spec.keys, &spec.source, s, &spec.source_columns).await?
     };
-    if let Some(range) = &range {
+    // One pass reads the source twice (matched rows, then unmatched ones): only a source that
+    // gives the same rows each time may take it.
+    if let Some(range) = range.as_ref().filter(|_| repeatable) {
         let candidates = super::key_bounds::candidates(ctx, table, t, &range.filter).await?;
         if super::key_bounds::dense(range, &candidates) {
             tracing::debug!(ms = clock.elapsed().as_millis() as u64, files = candidates.len(), "MERGE in one pass (bounds)");
@@ -295,6 +293,22 @@ async fn merge_in_one_pass(
         files_removed: if report.version.is_some() { candidates.len() as u64 } else { 0 },
         version: report.version,
     })
+}
+
+/// Whether `plan` gives the same rows every time it runs: no `LIMIT` (which rows it keeps is up to
+/// the plan without a total order) and no volatile function (`random()`, `uuid()`).
+fn deterministic(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut repeatable = true;
+    let walked = plan.apply_with_subqueries(|node| {
+        if matches!(node, LogicalPlan::Limit(_)) || node.expressions().iter().any(|e| e.is_volatile()) {
+            repeatable = false;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    walked.is_ok() && repeatable
 }
 
 /// The hidden column holding each row's clause in a one-pass MERGE.

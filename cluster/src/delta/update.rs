@@ -122,7 +122,12 @@ async fn delete_in_one_pass(
     // (keys read twice, the target shuffled and sorted); the same rows as `NOT EXISTS` are an anti
     // join, which the cluster runs with the keys broadcast to the tasks reading the target.
     let keep = match super::key_bounds::sole_in_subquery(predicate) {
-        Some((column, keys)) => format!("NOT EXISTS (SELECT 1 FROM ({keys}) AS __bb_q(v) WHERE __bb_q.v = {column})"),
+        // The target's column qualified, so that a column named like the subquery's cannot be
+        // taken for it (`v = v` would delete every row).
+        Some((column, keys)) => {
+            let column = if column.contains('.') { column } else { format!("{alias}.{column}") };
+            format!("NOT EXISTS (SELECT 1 FROM ({keys}) AS __bb_q(__bb_v) WHERE __bb_q.__bb_v = {column})")
+        }
         None => format!("NOT coalesce(({predicate}), false)"),
     };
     let df = ctx.sql(&format!("SELECT {columns} FROM {} AS {alias} WHERE {keep}", source.sql_name())).await?;
