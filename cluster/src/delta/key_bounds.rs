@@ -160,21 +160,39 @@ pub(crate) async fn merge_bounds(ctx: &SessionContext, keys: &[(String, String)]
     Ok((!conditions.is_empty()).then(|| KeyRange { filter: conditions.join(" AND "), source_rows }))
 }
 
-/// `(column, subquery)` when `predicate` is exactly one `column IN (subquery)`.
-pub(crate) fn sole_in_subquery(predicate: &str) -> Option<(String, String)> {
-    use datafusion::sql::sqlparser::ast::Expr;
+/// `predicate`'s `column IN (subquery)` conjuncts as (column, subquery), and whether the predicate
+/// is exactly one of them; nothing when it does not parse.
+fn in_subquery_conjuncts(predicate: &str) -> (Vec<(String, String)>, bool) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
     use datafusion::sql::sqlparser::dialect::GenericDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-    let mut expr = Parser::new(&GenericDialect {}).try_with_sql(predicate).and_then(|mut p| p.parse_expr()).ok()?;
-    while let Expr::Nested(inner) = expr {
-        expr = *inner;
-    }
-    match expr {
-        Expr::InSubquery { expr, subquery, negated: false } if matches!(*expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {
-            Some((expr.to_string(), subquery.to_string()))
+    fn conjuncts(e: &Expr, out: &mut Vec<(String, String)>) -> bool {
+        match e {
+            Expr::Nested(inner) => conjuncts(inner, out),
+            Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+                conjuncts(left, out);
+                conjuncts(right, out);
+                false
+            }
+            Expr::InSubquery { expr, subquery, negated: false } if matches!(**expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {
+                out.push((expr.to_string(), subquery.to_string()));
+                true
+            }
+            _ => false,
         }
-        _ => None,
     }
+    let Ok(expr) = Parser::new(&GenericDialect {}).try_with_sql(predicate).and_then(|mut p| p.parse_expr()) else {
+        return (vec![], false);
+    };
+    let mut keys = Vec::new();
+    let sole = conjuncts(&expr, &mut keys);
+    (keys, sole)
+}
+
+/// `(column, subquery)` when `predicate` is exactly one `column IN (subquery)`.
+pub(crate) fn sole_in_subquery(predicate: &str) -> Option<(String, String)> {
+    let (keys, sole) = in_subquery_conjuncts(predicate);
+    keys.into_iter().next().filter(|_| sole)
 }
 
 /// `col BETWEEN <min> AND <max>` for each `col IN (SELECT ...)` conjunct of `predicate`, from the
@@ -182,27 +200,7 @@ pub(crate) fn sole_in_subquery(predicate: &str) -> Option<(String, String)> {
 /// files whose statistics overlap the keys, not every file's key column. `None` when there is no
 /// such conjunct.
 pub(crate) async fn in_subquery_bounds(ctx: &SessionContext, predicate: &str) -> Result<Option<KeyRange>> {
-    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    fn conjuncts(e: &Expr, out: &mut Vec<(String, String)>) {
-        match e {
-            Expr::Nested(inner) => conjuncts(inner, out),
-            Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
-                conjuncts(left, out);
-                conjuncts(right, out);
-            }
-            Expr::InSubquery { expr, subquery, negated: false } if matches!(**expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {
-                out.push((expr.to_string(), subquery.to_string()));
-            }
-            _ => {}
-        }
-    }
-    let Ok(expr) = Parser::new(&GenericDialect {}).try_with_sql(predicate).and_then(|mut p| p.parse_expr()) else {
-        return Ok(None);
-    };
-    let mut keys = Vec::new();
-    conjuncts(&expr, &mut keys);
+    let (keys, _) = in_subquery_conjuncts(predicate);
     let mut ranges = Vec::new();
     let mut source_rows: Option<u64> = None;
     let mut fewest = |rows: Option<u64>| {
